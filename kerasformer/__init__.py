@@ -1,0 +1,24 @@
+"""kerasformer: the bert4keras model zoo on Keras 3 (JAX, TensorFlow, PyTorch).
+
+Submodules load on first use, so `kerasformer.tokenizers` or the checkpoint reader
+work without importing Keras or a backend.
+"""
+import importlib
+
+__version__ = "0.1.0"
+
+_SUBMODULES = ("convert", "layers", "models", "tokenizers")
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"kerasformer.{name}")
+    if name == "build_transformer_model":
+        from kerasformer.models.builder import build_transformer_model
+
+        return build_transformer_model
+    raise AttributeError(f"module 'kerasformer' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), *_SUBMODULES, "build_transformer_model"])
