@@ -1,0 +1,20 @@
+"""Keras layers shared by the model families (all registered for `.keras` saving)."""
+from kerasformer.layers.activations import gelu_tanh, get_activation
+from kerasformer.layers.attention import MultiHeadAttention, attention_normalize
+from kerasformer.layers.embeddings import PositionEmbedding, TokenEmbedding
+from kerasformer.layers.feedforward import FeedForward
+from kerasformer.layers.masks import (
+    MaskedAdd,
+    AttentionMask,
+    attention_mask,
+    causal_mask,
+    padding_mask,
+    unilm_mask,
+)
+from kerasformer.layers.normalization import LayerNormalization, ScaleOffset
+from kerasformer.layers.pooling import FirstToken
+from kerasformer.layers.rotary import (
+    SinusoidalPositionEmbedding,
+    apply_rotary_position_embeddings,
+    sinusoidal_embeddings,
+)

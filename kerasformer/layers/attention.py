@@ -1,0 +1,211 @@
+"""Multi-head self-attention with bert4keras' options, RoPE and a static KV cache."""
+import math
+
+import keras
+from keras import ops
+
+from kerasformer.layers.rotary import apply_rotary_position_embeddings
+
+NORMALIZATIONS = ("softmax", "softmax_plus", "squared_relu")
+
+# Masked logits are set to this instead of -inf: a row with every key masked then
+# becomes uniform rather than NaN, and exp() of it is exactly 0 next to any real logit.
+MASKED_LOGIT = -1e9
+
+
+def attention_normalize(logits, mask=None, method="softmax", length_floor=1):
+    """Turns attention logits into weights, in float32.
+
+    Args:
+        logits: `(..., queries, keys)` scores.
+        mask: bool, broadcastable to `logits`; False hides a key.
+        method: "softmax"; "softmax_plus", the entropy-invariant softmax
+            `softmax(a · ln(l) / ln(512))` (https://kexue.fm/archives/8823) with `l`
+            the number of visible keys floored at `length_floor`; or "squared_relu",
+            `relu(a)² / l` (https://arxiv.org/abs/2202.10447).
+        length_floor: int. Lower bound on `l` for "softmax_plus". GAU-α was trained
+            with 1; bert4keras 0.11.5 uses 16.
+
+    Returns:
+        float32 weights with the shape of `logits`.
+    """
+    if method not in NORMALIZATIONS:
+        raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {method!r}")
+    logits = ops.cast(logits, "float32")
+    if mask is not None:
+        mask = ops.broadcast_to(mask, ops.shape(logits))
+    if method == "softmax":
+        if mask is not None:
+            logits = ops.where(mask, logits, MASKED_LOGIT)
+        return ops.softmax(logits, axis=-1)
+    if mask is None:
+        visible = ops.cast(ops.shape(logits)[-1], "float32")
+    else:
+        visible = ops.sum(ops.cast(mask, "float32"), axis=-1, keepdims=True)
+    if method == "squared_relu":
+        weights = ops.square(ops.relu(logits)) / ops.maximum(visible, 1.0)
+        return weights if mask is None else ops.where(mask, weights, 0.0)
+    # Scale first, then mask: with a single visible key ln(l) = 0, and masking after
+    # the scaling keeps the masked keys at zero weight.
+    scale = ops.log(ops.maximum(visible, float(length_floor))) / math.log(512.0)
+    logits = logits * scale
+    if mask is not None:
+        logits = ops.where(mask, logits, MASKED_LOGIT)
+    return ops.softmax(logits, axis=-1)
+
+
+@keras.saving.register_keras_serializable(package="kerasformer")
+class MultiHeadAttention(keras.layers.Layer):
+    """Multi-head self-attention in the layout of the original checkpoints.
+
+    `q_dense`, `k_dense`, `v_dense`, `o_dense` are the sub-layers (and weight names);
+    projections are head-major (columns `h·d:(h+1)·d` belong to head h), which is how
+    TF BERT checkpoints store them.
+
+    Args:
+        heads: int. Number of heads.
+        head_size: int. Size of each value head.
+        out_dim: int. Output width; defaults to `heads * head_size`.
+        key_size: int. Size of each query/key head; defaults to `head_size`
+            (RoBERTa⁺ and GAU-style models enlarge it).
+        use_bias: bool. Biases on the four projections.
+        normalization: "softmax", "softmax_plus" or "squared_relu".
+        attention_scale: bool. Divide logits by `sqrt(key_size)`.
+        attention_dropout: float. Dropout rate on the attention weights.
+        length_floor: int. `softmax_plus` floor on the visible-key count.
+        kernel_initializer: initializer of the projections.
+        **kwargs: base layer arguments.
+
+    Call arguments:
+        inputs: `(batch, seq, hidden)`.
+        attention_mask: bool, broadcastable to `(batch, seq, keys)`.
+        rotary_embeddings: `(batch or 1, seq, key_size)` sinusoid table; when given,
+            queries and keys are rotated (RoPE) before the dot product.
+        cache: optional `(key_cache, value_cache)` of shapes
+            `(batch, max_len, heads, key_size)` and `(batch, max_len, heads, head_size)`.
+            The new keys/values are written at `cache_update_index` and the queries
+            attend over the whole cache (mask what is not filled yet).
+        cache_update_index: int scalar, where to write into the cache.
+        training: bool, enables attention dropout.
+
+    Returns:
+        `(batch, seq, out_dim)`, and the updated cache when one was given.
+    """
+
+    def __init__(
+        self,
+        heads,
+        head_size,
+        out_dim=None,
+        key_size=None,
+        use_bias=True,
+        normalization="softmax",
+        attention_scale=True,
+        attention_dropout=0.0,
+        length_floor=1,
+        kernel_initializer="glorot_uniform",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if normalization not in NORMALIZATIONS:
+            raise ValueError(
+                f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}"
+            )
+        self.heads = heads
+        self.head_size = head_size
+        self.out_dim = out_dim or heads * head_size
+        self.key_size = key_size or head_size
+        self.use_bias = use_bias
+        self.normalization = normalization
+        self.attention_scale = attention_scale
+        self.attention_dropout = attention_dropout or 0.0
+        self.length_floor = length_floor
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.supports_masking = True
+
+        def dense(units, name):
+            return keras.layers.Dense(
+                units,
+                use_bias=use_bias,
+                kernel_initializer=self.kernel_initializer,
+                dtype=self.dtype_policy,
+                name=name,
+            )
+
+        self.q_dense = dense(self.key_size * heads, "q_dense")
+        self.k_dense = dense(self.key_size * heads, "k_dense")
+        self.v_dense = dense(self.head_size * heads, "v_dense")
+        self.o_dense = dense(self.out_dim, "o_dense")
+        self.dropout = keras.layers.Dropout(
+            self.attention_dropout, dtype=self.dtype_policy, name="attention_dropout"
+        )
+
+    def build(self, input_shape):
+        for dense in (self.q_dense, self.k_dense, self.v_dense):
+            dense.build(input_shape)
+        self.o_dense.build(tuple(input_shape[:-1]) + (self.heads * self.head_size,))
+
+    def _split_heads(self, x, size):
+        return ops.reshape(x, tuple(ops.shape(x)[:-1]) + (self.heads, size))
+
+    def call(
+        self,
+        inputs,
+        attention_mask=None,
+        rotary_embeddings=None,
+        cache=None,
+        cache_update_index=None,
+        training=None,
+    ):
+        query = self._split_heads(self.q_dense(inputs), self.key_size)  # (batch, seq, heads, key_size)
+        key = self._split_heads(self.k_dense(inputs), self.key_size)  # (batch, seq, heads, key_size)
+        value = self._split_heads(self.v_dense(inputs), self.head_size)  # (batch, seq, heads, head_size)
+        if rotary_embeddings is not None:
+            query, key = apply_rotary_position_embeddings(rotary_embeddings, query, key)
+        if cache is not None:
+            key_cache, value_cache = cache
+            start = [0, cache_update_index, 0, 0]
+            key = ops.slice_update(key_cache, start, ops.cast(key, key_cache.dtype))
+            value = ops.slice_update(value_cache, start, ops.cast(value, value_cache.dtype))
+            cache = (key, value)  # (batch, max_len, heads, size)
+
+        logits = ops.einsum("bqhd,bkhd->bhqk", query, ops.cast(key, query.dtype))
+        if self.attention_scale:
+            logits = logits / self.key_size**0.5
+        if attention_mask is not None:
+            attention_mask = ops.expand_dims(attention_mask, 1)  # over heads
+        weights = attention_normalize(
+            logits, attention_mask, self.normalization, self.length_floor
+        )  # (batch, heads, queries, keys), float32
+        weights = self.dropout(ops.cast(weights, self.compute_dtype), training=training)
+        outputs = ops.einsum("bhqk,bkhd->bqhd", weights, ops.cast(value, weights.dtype))
+        outputs = ops.reshape(
+            outputs, tuple(ops.shape(outputs)[:-2]) + (self.heads * self.head_size,)
+        )
+        outputs = self.o_dense(outputs)
+        if cache is not None:
+            return outputs, cache
+        return outputs
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.out_dim,)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "heads": self.heads,
+                "head_size": self.head_size,
+                "out_dim": self.out_dim,
+                "key_size": self.key_size,
+                "use_bias": self.use_bias,
+                "normalization": self.normalization,
+                "attention_scale": self.attention_scale,
+                "attention_dropout": self.attention_dropout,
+                "length_floor": self.length_floor,
+                "kernel_initializer": keras.initializers.serialize(
+                    self.kernel_initializer
+                ),
+            }
+        )
+        return config

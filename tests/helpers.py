@@ -1,0 +1,94 @@
+"""One shared helper per kind of test: layer, precision, model saving."""
+import keras
+import numpy as np
+
+PRECISION_POLICIES = ("mixed_float16", "mixed_bfloat16", "bfloat16")
+
+
+def to_numpy(outputs):
+    if isinstance(outputs, (list, tuple)):
+        return [to_numpy(output) for output in outputs]
+    return keras.ops.convert_to_numpy(outputs)
+
+
+def assert_all_close(actual, expected, atol=1e-5):
+    actual, expected = to_numpy(actual), to_numpy(expected)
+    if isinstance(expected, list):
+        assert len(actual) == len(expected)
+        for a, e in zip(actual, expected):
+            np.testing.assert_allclose(a, e, atol=atol, rtol=0)
+    else:
+        np.testing.assert_allclose(actual, expected, atol=atol, rtol=0)
+
+
+def run_layer_test(cls, init_kwargs, inputs, call_kwargs=None, expected_shape=None, tmp_path=None):
+    """Builds and calls a layer, then checks its config and `.keras` round trips.
+
+    - `get_config` → `from_config` → `get_config` is the identity;
+    - a layer rebuilt from its config with the same weights gives the same output;
+    - a functional model around the layer survives `.keras` save/load (when
+      `tmp_path` is given and every input is a tensor argument).
+
+    Returns:
+        The layer's output on `inputs`.
+    """
+    call_kwargs = call_kwargs or {}
+    layer = cls(**init_kwargs)
+    output = layer(inputs, **call_kwargs)
+    if expected_shape is not None:
+        assert tuple(to_numpy(output).shape) == tuple(expected_shape)
+
+    config = layer.get_config()
+    clone = cls.from_config(config)
+    assert clone.get_config() == config
+    clone(inputs, **call_kwargs)
+    clone.set_weights(layer.get_weights())
+    assert_all_close(clone(inputs, **call_kwargs), output)
+
+    if tmp_path is not None:
+        tensor_kwargs = {k: v for k, v in call_kwargs.items() if hasattr(v, "shape")}
+        other_kwargs = {k: v for k, v in call_kwargs.items() if k not in tensor_kwargs}
+        symbolic = {
+            "inputs": keras.Input(batch_shape=np.shape(inputs), dtype=_dtype(inputs)),
+            **{k: keras.Input(batch_shape=np.shape(v), dtype=_dtype(v))
+               for k, v in tensor_kwargs.items()},
+        }
+        feed = {"inputs": inputs, **tensor_kwargs}
+        model_inputs = symbolic.pop("inputs")
+        model = keras.Model(
+            [model_inputs, *symbolic.values()],
+            layer(model_inputs, **symbolic, **other_kwargs),
+        )
+        path = tmp_path / f"{cls.__name__}.keras"
+        model.save(path)
+        restored = keras.saving.load_model(path)
+        values = list(feed.values())
+        assert_all_close(restored(values), model(values))
+    return output
+
+
+def run_precision_test(cls, init_kwargs, inputs, call_kwargs=None):
+    """The layer runs under each reduced-precision policy and stays finite."""
+    for policy in PRECISION_POLICIES:
+        layer = cls(**init_kwargs, dtype=policy)
+        outputs = layer(inputs, **(call_kwargs or {}))
+        for output in outputs if isinstance(outputs, (list, tuple)) else [outputs]:
+            values = to_numpy(keras.ops.cast(output, "float32"))
+            assert np.isfinite(values).all(), f"non-finite output under {policy}"
+
+
+def run_model_saving_test(model, inputs, tmp_path):
+    """A model survives `.keras` save/load and `get_config`/`from_config` intact."""
+    expected = model(inputs, training=False)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    restored = keras.saving.load_model(path)
+    assert_all_close(restored(inputs, training=False), expected)
+    clone = keras.Model.from_config(model.get_config())
+    clone.set_weights(model.get_weights())
+    assert_all_close(clone(inputs, training=False), expected)
+    return restored
+
+
+def _dtype(value):
+    return str(keras.ops.convert_to_numpy(value).dtype)

@@ -1,0 +1,126 @@
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from kerasformer.layers import MultiHeadAttention, attention_normalize, sinusoidal_embeddings
+from tests.helpers import assert_all_close, run_layer_test, run_precision_test, to_numpy
+
+RNG = np.random.default_rng(0)
+
+
+def numpy_rope(x, table):
+    """RoPE by an explicit 2×2 rotation of each adjacent pair."""
+    out = np.empty_like(x)
+    for i in range(x.shape[-1] // 2):
+        sin, cos = table[..., 2 * i], table[..., 2 * i + 1]
+        out[..., 2 * i] = x[..., 2 * i] * cos - x[..., 2 * i + 1] * sin
+        out[..., 2 * i + 1] = x[..., 2 * i] * sin + x[..., 2 * i + 1] * cos
+    return out
+
+
+def numpy_normalize(logits, mask, method, floor):
+    logits = np.where(mask, logits, -np.inf)
+    visible = mask.sum(-1, keepdims=True).astype(np.float64)
+    if method == "squared_relu":
+        return np.maximum(np.where(mask, logits, 0), 0) ** 2 / visible
+    if method == "softmax_plus":
+        scale = np.log(np.maximum(visible, floor)) / math.log(512)
+        logits = np.where(mask, np.where(mask, logits, 0) * scale, -np.inf)
+    logits = logits - logits.max(-1, keepdims=True)
+    weights = np.exp(logits)
+    return weights / weights.sum(-1, keepdims=True)
+
+
+def numpy_attention(layer, x, mask, table=None):
+    (wq, bq), (wk, bk), (wv, bv), (wo, bo) = [
+        (to_numpy(d.kernel), to_numpy(d.bias) if d.use_bias else 0)
+        for d in (layer.q_dense, layer.k_dense, layer.v_dense, layer.o_dense)
+    ]
+    b, n, _ = x.shape
+    h, dk, dv = layer.heads, layer.key_size, layer.head_size
+    q = (x @ wq + bq).reshape(b, n, h, dk)
+    k = (x @ wk + bk).reshape(b, n, h, dk)
+    v = (x @ wv + bv).reshape(b, n, h, dv)
+    if table is not None:
+        q, k = numpy_rope(q, table[:, :, None]), numpy_rope(k, table[:, :, None])
+    logits = np.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(dk)
+    weights = numpy_normalize(logits, mask[:, None], layer.normalization, layer.length_floor)
+    out = np.einsum("bhqk,bkhd->bqhd", weights, v).reshape(b, n, h * dv)
+    return out @ wo + bo
+
+
+@pytest.mark.backends
+@pytest.mark.parametrize("rotary", [False, True])
+@pytest.mark.parametrize("use_bias", [True, False])
+def test_matches_numpy(rotary, use_bias, tmp_path):
+    x = RNG.normal(size=(2, 7, 16)).astype("float32")
+    mask = np.tril(np.ones((7, 7), bool))[None].repeat(2, 0)
+    mask[1, :, 5:] = False  # padding in the second row
+    table = to_numpy(sinusoidal_embeddings(np.arange(7)[None], 8)) if rotary else None
+    kwargs = {"attention_mask": mask}
+    if rotary:
+        kwargs["rotary_embeddings"] = table
+    init = dict(heads=2, head_size=6, key_size=8, out_dim=16, use_bias=use_bias,
+                kernel_initializer=keras.initializers.RandomNormal(stddev=0.3, seed=1))
+    output = run_layer_test(MultiHeadAttention, init, x, kwargs, (2, 7, 16), tmp_path)
+    layer = MultiHeadAttention(**init)
+    layer(x, **kwargs)
+    assert_all_close(layer(x, **kwargs), numpy_attention(layer, x, mask, table), atol=1e-5)
+    assert to_numpy(output).shape == (2, 7, 16)
+
+
+@pytest.mark.backends
+def test_cached_decoding_equals_full_pass():
+    """Feeding tokens one by one through the KV cache reproduces the causal pass."""
+    layer = MultiHeadAttention(heads=2, head_size=4)
+    x = RNG.normal(size=(2, 6, 8)).astype("float32")
+    positions = np.arange(6)
+    causal = positions[None, :, None] >= positions[None, None, :]
+    table = to_numpy(sinusoidal_embeddings(positions[None], 4))
+    full = to_numpy(layer(x, attention_mask=causal, rotary_embeddings=table))
+    cache = (np.zeros((2, 6, 2, 4), "float32"), np.zeros((2, 6, 2, 4), "float32"))
+    for step in range(6):
+        out, cache = layer(
+            x[:, step:step + 1],
+            attention_mask=causal[:, step:step + 1],
+            rotary_embeddings=table[:, step:step + 1],
+            cache=cache,
+            cache_update_index=step,
+        )
+        np.testing.assert_allclose(to_numpy(out)[:, 0], full[:, step], atol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["softmax", "softmax_plus", "squared_relu"])
+@pytest.mark.parametrize("floor", [1, 16])
+def test_attention_normalize_matches_numpy(method, floor):
+    logits = RNG.normal(size=(2, 5, 5)).astype("float32") * 3
+    mask = np.tril(np.ones((5, 5), bool))[None].repeat(2, 0)  # row i sees i + 1 keys
+    mask[1, 3:, 1:] = False
+    got = to_numpy(attention_normalize(logits, mask, method, floor))
+    np.testing.assert_allclose(got, numpy_normalize(logits, mask, method, floor), atol=1e-6)
+    assert (got[~mask] == 0).all()
+
+
+@pytest.mark.parametrize("policy", ["float32", "mixed_float16", "mixed_bfloat16", "bfloat16"])
+def test_fully_masked_rows_stay_finite(policy):
+    layer = MultiHeadAttention(heads=2, head_size=4, dtype=policy)
+    x = RNG.normal(size=(1, 3, 8)).astype("float32")
+    mask = np.zeros((1, 3, 3), bool)  # nothing visible at all
+    output = to_numpy(keras.ops.cast(layer(x, attention_mask=mask), "float32"))
+    assert np.isfinite(output).all()
+    for method in ("softmax", "softmax_plus", "squared_relu"):
+        weights = to_numpy(attention_normalize(np.zeros((1, 3, 3), "float32"), mask, method))
+        assert np.isfinite(weights).all()
+
+
+def test_reduced_precision():
+    x = RNG.normal(size=(2, 5, 8)).astype("float32")
+    mask = np.ones((2, 1, 5), bool)
+    run_precision_test(MultiHeadAttention, dict(heads=2, head_size=4), x, {"attention_mask": mask})
+
+
+def test_rejects_unknown_normalization():
+    with pytest.raises(ValueError, match="normalization"):
+        MultiHeadAttention(heads=1, head_size=4, normalization="sparsemax")
