@@ -1,0 +1,324 @@
+"""What every model family shares: hyper-parameters, layers by name, the Keras model.
+
+A family is a `Transformer` subclass, as in bert4keras: it creates its Keras layers
+under bert4keras' names (so `model.get_layer("Embedding-Token")` and freezing by name
+keep working), wires them into a functional `keras.Model`, and describes its
+checkpoint variables as a weight map. The same methods that build the symbolic model
+also run eagerly or under jit with a KV cache, which is how the decoder reuses them.
+"""
+import dataclasses
+import inspect
+import math
+
+import keras
+import numpy as np
+
+from kerasformer.convert.checkpoints import family_hint, open_checkpoint
+from kerasformer.convert.weights import Source, Transform, load_weights
+from kerasformer.layers.masks import APPLICATIONS, AttentionMask
+
+
+@dataclasses.dataclass
+class ForwardContext:
+    """Tensors every block of one forward pass needs.
+
+    Attributes:
+        attention_mask: bool `(batch, queries or 1, keys)`.
+        rotary_embeddings: `(batch or 1, seq, key_size)` RoPE table, or None.
+        caches: list of per-layer `(key_cache, value_cache)` when decoding with a
+            KV cache; each block replaces its entry with the updated cache.
+        cache_update_index: int scalar, where the current tokens go in the caches.
+    """
+
+    attention_mask: object = None
+    rotary_embeddings: object = None
+    caches: list | None = None
+    cache_update_index: object = None
+
+
+class Transformer:
+    """Base of the model families.
+
+    Subclasses implement `get_inputs`, `compute_context`, `apply_embeddings`,
+    `apply_main_layers`, `apply_final_layers` and `weight_map` (bert4keras' names).
+
+    Args:
+        vocab_size: int. Rows of the token embedding (replaced by the length of
+            `keep_tokens`, plus `compound_tokens`, when those are given).
+        hidden_size: int. Width of the blocks.
+        num_hidden_layers: int. Number of blocks.
+        num_attention_heads: int. Heads per attention layer.
+        intermediate_size: int. Feed-forward width.
+        hidden_act: str or list. Feed-forward activation ("gelu" is the erf GELU).
+        dropout_rate: float. Hidden dropout (bert4keras skips the layers at 0).
+        attention_dropout_rate: float. Dropout on attention weights.
+        embedding_size: int. Embedding width; an `Embedding-Mapping` projects it to
+            `hidden_size` when they differ (ALBERT-style factorisation).
+        attention_head_size: int. Value head size; default `hidden_size // heads`.
+        attention_key_size: int. Query/key head size; default the value head size.
+        sequence_length: int. Fixed input length, or None for any length.
+        keep_tokens: list of ints. Keep only these rows of the checkpoint's token
+            embedding (and MLM bias), in this order — vocabulary pruning.
+        compound_tokens: list. Extra tokens appended to the vocabulary, each the
+            (weighted) average of existing rows: a list of ids, or `(ids, weights)`.
+        application: "encoder", "lm" (causal) or "unilm" (seq2seq by segment).
+        ignore_invalid_weights: bool. Load what matches and warn about the rest,
+            instead of raising.
+        prefix: str. Prepended to every layer name (to hold two models in one graph).
+        name: str. Name of the Keras model.
+        dtype: Keras dtype policy for every layer (e.g. "mixed_bfloat16"); softmax,
+            norms and output probabilities are computed in float32 regardless.
+    """
+
+    family = None  # the `model=` name in build_transformer_model
+
+    def __init__(
+        self,
+        vocab_size,
+        hidden_size,
+        num_hidden_layers,
+        num_attention_heads,
+        intermediate_size,
+        hidden_act,
+        dropout_rate=None,
+        attention_dropout_rate=None,
+        embedding_size=None,
+        attention_head_size=None,
+        attention_key_size=None,
+        sequence_length=None,
+        keep_tokens=None,
+        compound_tokens=None,
+        application="encoder",
+        ignore_invalid_weights=False,
+        prefix=None,
+        name=None,
+        dtype=None,
+    ):
+        for arg, value in [
+            ("vocab_size", vocab_size),
+            ("hidden_size", hidden_size),
+            ("num_hidden_layers", num_hidden_layers),
+            ("num_attention_heads", num_attention_heads),
+            ("intermediate_size", intermediate_size),
+        ]:
+            if not isinstance(value, (int, np.integer)) or value <= 0:
+                raise ValueError(f"{arg} must be a positive integer, got {value!r}")
+        if application not in APPLICATIONS:
+            raise ValueError(
+                f"application must be one of {APPLICATIONS}, got {application!r}"
+            )
+        if keep_tokens is not None:
+            keep_tokens = [int(i) for i in keep_tokens]
+            vocab_size = len(keep_tokens)
+        if compound_tokens is not None:
+            compound_tokens = [_compound_item(item) for item in compound_tokens]
+            vocab_size += len(compound_tokens)
+        if attention_head_size is None:
+            if hidden_size % num_attention_heads:
+                raise ValueError(
+                    f"hidden_size {hidden_size} is not a multiple of "
+                    f"num_attention_heads {num_attention_heads}; pass "
+                    "attention_head_size explicitly"
+                )
+            attention_head_size = hidden_size // num_attention_heads
+        self.vocab_size = int(vocab_size)
+        self.hidden_size = int(hidden_size)
+        self.num_hidden_layers = int(num_hidden_layers)
+        self.num_attention_heads = int(num_attention_heads)
+        self.intermediate_size = int(intermediate_size)
+        self.hidden_act = hidden_act
+        self.dropout_rate = dropout_rate or 0.0
+        self.attention_dropout_rate = attention_dropout_rate or 0.0
+        self.embedding_size = int(embedding_size or hidden_size)
+        self.attention_head_size = int(attention_head_size)
+        self.attention_key_size = int(attention_key_size or attention_head_size)
+        self.sequence_length = sequence_length
+        self.keep_tokens = keep_tokens
+        self.compound_tokens = compound_tokens
+        self.application = application
+        self.ignore_invalid_weights = ignore_invalid_weights
+        self.prefix = prefix or ""
+        self.name = name
+        self.dtype = dtype
+        self.layers = {}  # prefixed name -> layer, in creation order
+        self.inputs = self.outputs = self.model = None
+        self.load_report = None
+
+    # ------------------------------------------------------------------ layers
+
+    @property
+    def initializer(self):
+        """Kernel and embedding initializer (BERT's truncated normal, σ = 0.02)."""
+        return keras.initializers.TruncatedNormal(stddev=0.02)
+
+    def layer(self, name, cls, **kwargs):
+        """The layer called `name` (prefixed), created as `cls(**kwargs)` on first use.
+
+        Every layer gets the model's dtype policy unless `dtype` is given.
+        """
+        name = self.prefix + name
+        if name not in self.layers:
+            kwargs.setdefault("dtype", self.dtype)
+            self.layers[name] = cls(name=name, **kwargs)
+        return self.layers[name]
+
+    def dropout(self, x, name, rate=None):
+        """Dropout named `name`, skipped entirely at rate 0 (as in bert4keras)."""
+        rate = self.dropout_rate if rate is None else rate
+        if not rate:
+            return x
+        return self.layer(name, keras.layers.Dropout, rate=rate)(x)
+
+    def call_attention(self, layer, x, index, context):
+        """Calls an attention layer of block `index`, threading its KV cache."""
+        kwargs = {"attention_mask": context.attention_mask}
+        if context.rotary_embeddings is not None:
+            kwargs["rotary_embeddings"] = context.rotary_embeddings
+        if context.caches is None:
+            return layer(x, **kwargs)
+        x, context.caches[index] = layer(
+            x,
+            cache=context.caches[index],
+            cache_update_index=context.cache_update_index,
+            **kwargs,
+        )
+        return x
+
+    # ------------------------------------------------------------------- model
+
+    def get_inputs(self):
+        """The `keras.Input`s of the model, as a dict name -> Input."""
+        raise NotImplementedError
+
+    def compute_context(self, inputs):
+        """The attention mask (and position tables) shared by all blocks."""
+        mask = self.layer("Attention-Mask", AttentionMask, application=self.application)
+        return ForwardContext(
+            attention_mask=mask(inputs["token_ids"], inputs.get("segment_ids"))
+        )
+
+    def apply_embeddings(self, inputs, context):
+        raise NotImplementedError
+
+    def apply_main_layers(self, x, index, context):
+        raise NotImplementedError
+
+    def apply_final_layers(self, x, context):
+        raise NotImplementedError
+
+    def call(self, inputs):
+        """Runs the whole model on a dict of inputs; returns its outputs."""
+        context = self.compute_context(inputs)
+        x = self.apply_embeddings(inputs, context)
+        for index in range(self.num_hidden_layers):
+            x = self.apply_main_layers(x, index, context)
+        return self.apply_final_layers(x, context)
+
+    def build(self):
+        """Creates the functional `keras.Model` (once) and returns it."""
+        if self.model is None:
+            inputs = self.get_inputs()
+            outputs = self.call(inputs)
+            self.inputs = list(inputs.values())
+            self.outputs = outputs if isinstance(outputs, list) else [outputs]
+            self.model = keras.Model(self.inputs, outputs, name=self.name)
+        return self.model
+
+    # ----------------------------------------------------------------- weights
+
+    def weight_map(self):
+        """Keras variable path -> `Source` in the original TF checkpoint names."""
+        raise NotImplementedError
+
+    def vocab_transform(self):
+        """Applies `keep_tokens` / `compound_tokens` to rows of vocabulary tensors."""
+        keep, compound = self.keep_tokens, self.compound_tokens
+        if keep is None and compound is None:
+            return None
+
+        def apply(array):
+            array = array.astype(np.float32)
+            if keep is not None:
+                if keep and max(keep) >= len(array):
+                    raise ValueError(
+                        f"keep_tokens refers to id {max(keep)} but the checkpoint "
+                        f"vocabulary has {len(array)} tokens"
+                    )
+                array = array[keep]
+            if compound is not None:
+                extra = [np.average(array[ids], 0, weights) for ids, weights in compound]
+                array = np.concatenate([array, np.stack(extra)]).astype(np.float32)
+            return array
+
+        def shape(source_shape):
+            rows = source_shape[0] if keep is None else len(keep)
+            return (rows + len(compound or ()),) + tuple(source_shape[1:])
+
+        return Transform("vocabulary", apply, shape)
+
+    def load_weights_from_checkpoint(self, checkpoint, mapping=None):
+        """Fills the model from a checkpoint, strictly (see `convert.weights`).
+
+        Args:
+            checkpoint: a TF checkpoint prefix / `.index` file / directory, or a
+                mapping of tensor names to arrays.
+            mapping: optional weight map (variable path without prefix -> source
+                name or `Source`) replacing `weight_map()`.
+
+        Returns:
+            The `LoadReport` (also kept as `self.load_report`).
+        """
+        self.build()
+        source = open_checkpoint(checkpoint)
+        weight_map = mapping if mapping is not None else self.weight_map()
+        weight_map = {
+            self.prefix + path: src if isinstance(src, Source) else Source(src)
+            for path, src in weight_map.items()
+        }
+        variables = {variable.path: variable for variable in self.model.weights}
+        self.load_report = load_weights(
+            variables,
+            source,
+            weight_map,
+            ignore_invalid_weights=self.ignore_invalid_weights,
+            source_description=_describe(checkpoint),
+            hint=lambda report: family_hint(source.keys(), self.family),
+        )
+        return self.load_report
+
+    # ------------------------------------------------------------------ config
+
+    @classmethod
+    def argument_names(cls):
+        """Every constructor argument of the family, through its base classes."""
+        names = set()
+        for klass in cls.__mro__:
+            if klass is object or not issubclass(klass, Transformer):
+                continue
+            for parameter in inspect.signature(klass.__init__).parameters.values():
+                if parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY):
+                    names.add(parameter.name)
+        names.discard("self")
+        return names
+
+    @property
+    def num_parameters(self):
+        return int(sum(math.prod(w.shape) for w in self.build().weights))
+
+
+def _compound_item(item):
+    """Normalises a `compound_tokens` item to `(ids, weights)`."""
+    if isinstance(item, tuple) and len(item) == 2 and not np.isscalar(item[0]):
+        ids, weights = item
+    else:
+        ids, weights = item, [1] * len(item)
+    ids, weights = [int(i) for i in ids], list(weights)
+    if not ids or len(ids) != len(weights):
+        raise ValueError(f"invalid compound_tokens item {item!r}")
+    return ids, weights
+
+
+def _describe(checkpoint):
+    if isinstance(checkpoint, (str, bytes)) or hasattr(checkpoint, "__fspath__"):
+        return f"checkpoint {str(checkpoint)!r}"
+    return "the checkpoint"

@@ -1,0 +1,150 @@
+"""`build_transformer_model`: bert4keras' entry point, with its arguments and defaults."""
+import difflib
+import json
+import os
+
+from kerasformer.models.base import Transformer
+from kerasformer.models.bert import BERT
+from kerasformer.models.roformer import RoFormer
+
+FAMILIES = {
+    "bert": BERT,
+    "roberta": BERT,
+    "roformer": RoFormer,
+}
+
+# bert4keras model names kerasformer does not build (yet), to say so plainly.
+NOT_SUPPORTED = (
+    "albert", "albert_unshared", "nezha", "electra", "gpt", "gpt2_ml",
+    "t5", "t5.1.0", "t5.1.1", "mt5.1.1",
+)
+
+# bert4keras build() options that kerasformer does not implement.
+UNSUPPORTED_OPTIONS = (
+    "attention_caches", "layer_norm_cond", "layer_norm_cond_hidden_size",
+    "layer_norm_cond_hidden_act", "additional_input_layers",
+    "residual_attention_scores", "autoresize_weights", "layers",
+)
+
+REQUIRED_KEYS = (
+    "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+    "intermediate_size", "hidden_act",
+)
+
+
+def read_config(config_path):
+    """Reads a `bert_config.json` / HF `config.json`, with errors that name the file."""
+    config_path = os.fspath(config_path)
+    if not os.path.isfile(config_path):
+        raise FileNotFoundError(f"config file not found: {config_path!r}")
+    with open(config_path, encoding="utf-8") as file:
+        try:
+            config = json.load(file)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"config {config_path!r} is not valid JSON: {error}") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"config {config_path!r} must hold a JSON object")
+    return config
+
+
+def get_family(model):
+    """The `Transformer` subclass for a `model=` name (or the class itself)."""
+    if isinstance(model, type) and issubclass(model, Transformer):
+        return model
+    if not isinstance(model, str):
+        raise TypeError(f"model must be a name or a Transformer subclass, got {model!r}")
+    name = model.lower()
+    if name in FAMILIES:
+        return FAMILIES[name]
+    if name in NOT_SUPPORTED:
+        raise ValueError(
+            f"model={model!r} is a bert4keras model that kerasformer does not "
+            f"build; available: {', '.join(FAMILIES)}"
+        )
+    close = difflib.get_close_matches(name, FAMILIES, n=1)
+    suggestion = f" (did you mean {close[0]!r}?)" if close else ""
+    raise ValueError(
+        f"unknown model {model!r}{suggestion}; available: {', '.join(FAMILIES)}"
+    )
+
+
+def transformer_arguments(family, config, kwargs, config_path=None):
+    """Constructor arguments of `family` from a config dict and explicit kwargs.
+
+    Config keys the family does not know are ignored (configs carry many, such as
+    `initializer_range`); explicit keyword arguments it does not know are errors, so
+    a misspelt option never goes unnoticed.
+    """
+    accepted = family.argument_names()
+    unsupported = sorted(set(kwargs) & set(UNSUPPORTED_OPTIONS))
+    if unsupported:
+        raise TypeError(
+            f"bert4keras option(s) {', '.join(unsupported)} are not supported by "
+            "kerasformer"
+        )
+    unknown = sorted(set(kwargs) - accepted)
+    if unknown:
+        hints = []
+        for name in unknown:
+            close = difflib.get_close_matches(name, accepted, n=1)
+            hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise TypeError(
+            f"unknown argument(s) for model {family.family!r}: {', '.join(hints)}"
+        )
+    merged = {**config, **kwargs}
+    # bert4keras' derived defaults.
+    merged.setdefault("max_position", merged.get("max_position_embeddings", 512))
+    merged.setdefault("dropout_rate", merged.get("hidden_dropout_prob"))
+    merged.setdefault("attention_dropout_rate", merged.get("attention_probs_dropout_prob"))
+    merged.setdefault("segment_vocab_size", merged.get("type_vocab_size", 2))
+    missing = [key for key in REQUIRED_KEYS if key not in merged]
+    if missing:
+        where = f"config {os.fspath(config_path)!r}" if config_path else "the arguments"
+        raise ValueError(f"{where} is missing required key(s): {', '.join(missing)}")
+    return {key: value for key, value in merged.items() if key in accepted}
+
+
+def build_transformer_model(
+    config_path=None,
+    checkpoint_path=None,
+    model="bert",
+    application="encoder",
+    return_keras_model=True,
+    **kwargs,
+):
+    """Builds a model from a config file and optionally loads a checkpoint.
+
+    Same arguments, defaults and outputs as bert4keras' function of the same name:
+    the config's keys become constructor arguments (explicit keyword arguments win);
+    `max_position`, `dropout_rate`, `attention_dropout_rate` and `segment_vocab_size`
+    default to `max_position_embeddings` (512), `hidden_dropout_prob`,
+    `attention_probs_dropout_prob` and `type_vocab_size` (2). With neither pooler nor
+    MLM head the output is the sequence output; with one of them, only that head;
+    with both, `[pooled, mlm]`. Inputs are `[token_ids, segment_ids]`.
+
+    Args:
+        config_path: path of a `bert_config.json` (or an HF `config.json`), or None
+            to pass every hyper-parameter as a keyword argument.
+        checkpoint_path: optional original TF checkpoint (prefix, `.index` file or
+            directory) to load, strictly: missing, unused or mis-shaped variables
+            raise an error naming them unless `ignore_invalid_weights=True`.
+        model: "bert", "roberta", "roformer", or a `Transformer` subclass.
+        application: "encoder", "lm" (causal LM) or "unilm" (seq2seq).
+        return_keras_model: return the `keras.Model` (True) or the `Transformer`
+            (whose `.model`, `.layers` and `.load_report` are then available).
+        **kwargs: constructor arguments of the family (see `BERT`, `Transformer`).
+
+    Returns:
+        A `keras.Model`, or the `Transformer` when `return_keras_model=False`.
+    """
+    family = get_family(model)
+    config = read_config(config_path) if config_path is not None else {}
+    if not isinstance(application, str):
+        raise TypeError(f"application must be a string, got {application!r}")
+    arguments = transformer_arguments(family, config, kwargs, config_path)
+    arguments["application"] = application.lower()
+    transformer = family(**arguments)
+    transformer.build()
+    if checkpoint_path is not None:
+        transformer.load_weights_from_checkpoint(checkpoint_path)
+    return transformer.model if return_keras_model else transformer
