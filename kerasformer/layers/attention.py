@@ -13,7 +13,7 @@ NORMALIZATIONS = ("softmax", "softmax_plus", "squared_relu")
 MASKED_LOGIT = -1e9
 
 
-def attention_normalize(logits, mask=None, method="softmax", length_floor=1):
+def attention_normalize(logits, mask=None, method="softmax", length_floor=1, bias=None):
     """Turns attention logits into weights, in float32.
 
     Args:
@@ -25,6 +25,8 @@ def attention_normalize(logits, mask=None, method="softmax", length_floor=1):
             `relu(a)² / l` (https://arxiv.org/abs/2202.10447).
         length_floor: int. Lower bound on `l` for "softmax_plus". GAU-α was trained
             with 1; bert4keras 0.11.5 uses 16.
+        bias: float, broadcastable to `logits`; added to the logits (an additive
+            attention bias such as UniVAE's `-(1 - mask) * 1e12`).
 
     Returns:
         float32 weights with the shape of `logits`.
@@ -32,6 +34,8 @@ def attention_normalize(logits, mask=None, method="softmax", length_floor=1):
     if method not in NORMALIZATIONS:
         raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {method!r}")
     logits = ops.cast(logits, "float32")
+    if bias is not None:
+        logits = logits + ops.cast(bias, "float32")
     if mask is not None:
         mask = ops.broadcast_to(mask, ops.shape(logits))
     if method == "softmax":
@@ -78,7 +82,9 @@ class MultiHeadAttention(keras.layers.Layer):
 
     Call arguments:
         inputs: `(batch, seq, hidden)`.
-        attention_mask: bool, broadcastable to `(batch, seq, keys)`.
+        attention_mask: bool, broadcastable to `(batch, seq, keys)`; False hides a key.
+        attention_bias: float, `(batch, seq, keys)` or `(batch, heads, seq, keys)`,
+            added to the scaled logits.
         rotary_embeddings: `(batch or 1, seq, key_size)` sinusoid table; when given,
             queries and keys are rotated (RoPE) before the dot product.
         cache: optional `(key_cache, value_cache)` of shapes
@@ -152,6 +158,7 @@ class MultiHeadAttention(keras.layers.Layer):
         self,
         inputs,
         attention_mask=None,
+        attention_bias=None,
         rotary_embeddings=None,
         cache=None,
         cache_update_index=None,
@@ -174,8 +181,10 @@ class MultiHeadAttention(keras.layers.Layer):
             logits = logits / self.key_size**0.5
         if attention_mask is not None:
             attention_mask = ops.expand_dims(attention_mask, 1)  # over heads
+        if attention_bias is not None and len(attention_bias.shape) == 3:
+            attention_bias = ops.expand_dims(attention_bias, 1)
         weights = attention_normalize(
-            logits, attention_mask, self.normalization, self.length_floor
+            logits, attention_mask, self.normalization, self.length_floor, attention_bias
         )  # (batch, heads, queries, keys), float32
         weights = self.dropout(ops.cast(weights, self.compute_dtype), training=training)
         outputs = ops.einsum("bhqk,bkhd->bqhd", weights, ops.cast(value, weights.dtype))

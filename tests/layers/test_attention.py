@@ -33,7 +33,7 @@ def numpy_normalize(logits, mask, method, floor):
     return weights / weights.sum(-1, keepdims=True)
 
 
-def numpy_attention(layer, x, mask, table=None):
+def numpy_attention(layer, x, mask, table=None, bias=0.0):
     (wq, bq), (wk, bk), (wv, bv), (wo, bo) = [
         (to_numpy(d.kernel), to_numpy(d.bias) if d.use_bias else 0)
         for d in (layer.q_dense, layer.k_dense, layer.v_dense, layer.o_dense)
@@ -45,7 +45,7 @@ def numpy_attention(layer, x, mask, table=None):
     v = (x @ wv + bv).reshape(b, n, h, dv)
     if table is not None:
         q, k = numpy_rope(q, table[:, :, None]), numpy_rope(k, table[:, :, None])
-    logits = np.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(dk)
+    logits = np.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(dk) + bias
     weights = numpy_normalize(logits, mask[:, None], layer.normalization, layer.length_floor)
     out = np.einsum("bhqk,bkhd->bqhd", weights, v).reshape(b, n, h * dv)
     return out @ wo + bo
@@ -69,6 +69,22 @@ def test_matches_numpy(rotary, use_bias, tmp_path):
     layer(x, **kwargs)
     assert_all_close(layer(x, **kwargs), numpy_attention(layer, x, mask, table), atol=1e-5)
     assert to_numpy(output).shape == (2, 7, 16)
+
+
+@pytest.mark.backends
+def test_additive_bias(tmp_path):
+    x = RNG.normal(size=(2, 5, 8)).astype("float32")
+    keep = RNG.random((2, 5, 5)) > 0.3
+    keep[:, :, 0] = True
+    bias = (-(1.0 - keep) * 1e12).astype("float32")  # UniVAE's additive form of a mask
+    init = dict(heads=2, head_size=4, kernel_initializer=keras.initializers.RandomNormal(stddev=0.3, seed=2))
+    layer = MultiHeadAttention(**init)
+    with_bias = layer(x, attention_bias=bias)
+    assert_all_close(with_bias, layer(x, attention_mask=keep), atol=1e-6)
+    soft = RNG.normal(size=(2, 2, 5, 5)).astype("float32")  # per-head bias
+    ones = np.ones((2, 5, 5), bool)
+    assert_all_close(layer(x, attention_bias=soft), numpy_attention(layer, x, ones, bias=soft), atol=1e-5)
+    run_layer_test(MultiHeadAttention, init, x, {"attention_bias": soft}, (2, 5, 8), tmp_path)
 
 
 @pytest.mark.backends
