@@ -1,0 +1,555 @@
+"""Read PyTorch checkpoints (`pytorch_model.bin`, `*.pt`) with numpy alone.
+
+`torch.save(state_dict, path)` pickles the object with every tensor storage
+replaced by a "persistent id", and writes the storages' raw bytes apart from
+the pickle. Two container formats exist:
+
+* zip (torch >= 1.6, the default): an uncompressed zip archive whose members
+  all sit in one folder named after the file (`pytorch_model/...`, but the
+  name varies, so `data.pkl` is found by its suffix):
+
+      <root>/data.pkl     the pickle (protocol 2)
+      <root>/data/<key>   one storage's bytes, back to back
+      <root>/byteorder    "little" or "big" (older torch wrote none: little)
+      <root>/version, <root>/.data/..., ...   unused here
+
+  A storage's persistent id is `('storage', torch.FloatStorage, key,
+  location, numel)`: its element type (a `torch.*Storage` class, or
+  `torch.storage.UntypedStorage` for bytes), member name, device and size in
+  elements.
+
+* legacy (`_use_new_zipfile_serialization=False`, and torch < 1.6): several
+  pickles in a row, then the storages:
+
+      pickle: magic number 0x1950a86a20f9469cfc6c
+      pickle: protocol version 1001
+      pickle: sys_info {"little_endian": ..., "type_sizes": {...}}
+      pickle: the object; its persistent ids are ('storage', type, root_key,
+              location, numel, view_metadata), view_metadata None or
+              (view_key, offset, size) in elements for a part of the root
+      pickle: the list of root keys, in the order their data follows
+      per key: int64 element count, then count * element size bytes
+
+  torch's legacy writer converts counts and data to little-endian on
+  big-endian machines, so `little_endian` describes the writer, not the
+  data; this reader ignores it. The tar-based format of the first torch
+  releases is refused with a clear error.
+
+In the pickle a tensor is a call `torch._utils._rebuild_tensor_v2(storage,
+storage_offset, size, stride, requires_grad, backward_hooks)` (`_v3` adds
+the dtype, for the dtypes without a storage class; plain `_rebuild_tensor`
+is the older form without the autograd fields), an `nn.Parameter` a call of
+`_rebuild_parameter(tensor, ...)`, and a state dict a
+`collections.OrderedDict`. Tensors are views: offset and strides count
+elements, and several tensors may share a storage.
+
+Unpickling is the danger: a pickle can call any importable function. So
+`_Unpickler.find_class` resolves only the names above, to stand-ins defined
+here (torch is never imported), and refuses every other global with a
+`pickle.UnpicklingError` naming it; the rebuild stand-ins only record where
+each tensor's bytes are. Nothing a file holds can run code (a hostile
+pickle can still ask for much memory, like any input that states sizes).
+
+Usage:
+
+    ckpt = TorchCheckpoint("roformer_chinese_base/pytorch_model.bin")
+    for name, shape in ckpt.variables():
+        ...
+    kernel = ckpt["roformer.encoder.layer.0.attention.self.query.weight"]
+"""
+import collections
+import collections.abc
+import difflib
+import io
+import math
+import os
+import pickle
+import struct
+import zipfile
+import zlib
+from typing import NamedTuple
+
+import numpy as np
+
+
+class _DType(NamedTuple):
+    """A torch dtype: its stored numpy type (None if unsupported) and size in bytes."""
+    name: str
+    numpy: str | None  # little-endian numpy type string
+    itemsize: int
+
+
+_DTYPES = {dtype.name: dtype for dtype in [
+    _DType("float32", "<f4", 4), _DType("float64", "<f8", 8), _DType("float16", "<f2", 2),
+    _DType("bfloat16", "<u2", 2),  # raw bits, widened to float32 on read
+    _DType("int64", "<i8", 8), _DType("int32", "<i4", 4), _DType("int16", "<i2", 2),
+    _DType("int8", "|i1", 1), _DType("uint8", "|u1", 1), _DType("bool", "|b1", 1),
+    _DType("uint16", "<u2", 2), _DType("uint32", "<u4", 4), _DType("uint64", "<u8", 8),
+    # Known so their tensors can be listed and skipped; reading them raises
+    # NotImplementedError.
+    _DType("complex32", None, 4), _DType("complex64", None, 8), _DType("complex128", None, 16),
+    _DType("float8_e4m3fn", None, 1), _DType("float8_e4m3fnuz", None, 1),
+    _DType("float8_e5m2", None, 1), _DType("float8_e5m2fnuz", None, 1),
+    _DType("float8_e8m0fnu", None, 1),
+    _DType("qint8", None, 1), _DType("quint8", None, 1), _DType("qint32", None, 4),
+    _DType("quint4x2", None, 1), _DType("quint2x4", None, 1),
+]}
+
+_STORAGE_DTYPES = {  # torch.<name> storage class -> element dtype
+    "FloatStorage": "float32", "DoubleStorage": "float64", "HalfStorage": "float16",
+    "BFloat16Storage": "bfloat16", "LongStorage": "int64", "IntStorage": "int32",
+    "ShortStorage": "int16", "CharStorage": "int8", "ByteStorage": "uint8",
+    "BoolStorage": "bool", "ComplexFloatStorage": "complex64",
+    "ComplexDoubleStorage": "complex128", "QInt8Storage": "qint8", "QUInt8Storage": "quint8",
+    "QInt32Storage": "qint32", "QUInt4x2Storage": "quint4x2", "QUInt2x4Storage": "quint2x4",
+}
+
+
+# --------------------------------------------------------------------------
+# What the restricted unpickler builds. All immutable: the pickle BUILD
+# opcode sets attributes on the object on top of the stack, which must not
+# let one file alter the stand-ins that later files are read with.
+
+
+class _StorageType(NamedTuple):
+    """Stand-in for a `torch.*Storage` class."""
+    dtype: _DType
+
+
+class _QScheme(NamedTuple):
+    """Stand-in for a quantization scheme such as `torch.per_tensor_affine`."""
+    name: str
+
+
+class _Storage(NamedTuple):
+    """Where a persistent id points: part of a root storage's bytes."""
+    key: str  # of the root storage: its zip member, or its place in a legacy file
+    dtype: _DType  # the root's element type
+    offset: int  # in bytes from the root's start
+    nbytes: int
+
+
+class _Tensor(NamedTuple):
+    """A tensor's dtype and layout in its storage, as torch rebuilds it."""
+    storage: _Storage
+    offset: int  # in elements of dtype, from the storage's start
+    shape: tuple
+    strides: tuple  # in elements
+    dtype: _DType
+
+
+class _Callable(NamedTuple):
+    """An allowed function, immutable unlike a Python function object."""
+    function: object
+
+    def __call__(self, *args):
+        return self.function(*args)
+
+
+def _is_count(value):
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 1 << 62
+
+
+def _tensor(storage, offset, shape, strides, dtype=None):
+    if not isinstance(storage, _Storage):
+        raise ValueError(f"a tensor's storage is a {type(storage).__name__}")
+    if not (_is_count(offset) and isinstance(shape, tuple) and isinstance(strides, tuple)
+            and len(shape) == len(strides) and all(map(_is_count, shape + strides))):
+        raise ValueError(f"bad tensor layout: offset {offset!r:.50}, size {shape!r:.100}, "
+                         f"stride {strides!r:.100}")
+    return _Tensor(storage, offset, shape, strides, dtype or storage.dtype)
+
+
+def _rebuild_tensor(storage, offset, shape, strides):
+    return _tensor(storage, offset, shape, strides)
+
+
+def _rebuild_tensor_v2(storage, offset, shape, strides, requires_grad, backward_hooks,
+                       metadata=None):
+    return _tensor(storage, offset, shape, strides)
+
+
+def _rebuild_tensor_v3(storage, offset, shape, strides, requires_grad, backward_hooks, dtype,
+                       metadata=None):
+    if not isinstance(dtype, _DType):
+        raise ValueError(f"a tensor's dtype is a {type(dtype).__name__}")
+    return _tensor(storage, offset, shape, strides, dtype)
+
+
+def _rebuild_qtensor(storage, offset, shape, strides, quantizer_params, requires_grad,
+                     backward_hooks):
+    return _tensor(storage, offset, shape, strides)  # a quantized dtype: listed, not read
+
+
+def _rebuild_parameter(data, requires_grad, backward_hooks, state=None):
+    if not isinstance(data, _Tensor):
+        raise ValueError(f"a parameter holds a {type(data).__name__}, not a tensor")
+    return data
+
+
+_ALLOWED_GLOBALS = {
+    ("collections", "OrderedDict"): collections.OrderedDict,
+    ("torch._utils", "_rebuild_tensor"): _Callable(_rebuild_tensor),
+    ("torch._utils", "_rebuild_tensor_v2"): _Callable(_rebuild_tensor_v2),
+    ("torch._utils", "_rebuild_tensor_v3"): _Callable(_rebuild_tensor_v3),
+    ("torch._utils", "_rebuild_qtensor"): _Callable(_rebuild_qtensor),
+    ("torch._utils", "_rebuild_parameter"): _Callable(_rebuild_parameter),
+    ("torch._utils", "_rebuild_parameter_with_state"): _Callable(_rebuild_parameter),
+    ("torch", "UntypedStorage"): _StorageType(_DTYPES["uint8"]),
+    ("torch.storage", "UntypedStorage"): _StorageType(_DTYPES["uint8"]),
+    **{("torch", name): _StorageType(_DTYPES[dtype]) for name, dtype in _STORAGE_DTYPES.items()},
+    **{("torch", name): dtype for name, dtype in _DTYPES.items()},  # arguments of _v3
+    **{("torch", name): _QScheme(name) for name in (  # in _rebuild_qtensor's arguments
+        "per_tensor_affine", "per_channel_affine", "per_channel_affine_float_qparams",
+        "per_tensor_symmetric", "per_channel_symmetric")},
+}
+
+
+class _Refused(pickle.UnpicklingError):
+    """The pickle asked for something other than tensors and containers."""
+
+
+class _Unpickler(pickle.Unpickler):
+    """Unpickles only tensors, storages, dicts and plain values (see the module docstring).
+
+    Storages are recorded in `roots` {key: (dtype, numel)}.
+    """
+
+    def __init__(self, file, path, roots):
+        super().__init__(file, encoding="utf-8")  # Python 2 pickles: str, as torch.load does
+        self.path = path
+        self.roots = roots
+
+    def find_class(self, module, name):
+        try:
+            return _ALLOWED_GLOBALS[module, name]
+        except KeyError:
+            raise _Refused(f"refusing to unpickle {module}.{name} from {self.path}: only "
+                           "tensors and state dicts can be loaded") from None
+
+    def persistent_load(self, pid):
+        # ('storage', type, key, location, numel) in zip files; legacy ones
+        # add view_metadata.
+        if not (isinstance(pid, tuple) and len(pid) in (5, 6) and pid[0] == "storage"
+                and isinstance(pid[1], _StorageType) and isinstance(pid[2], str)
+                and isinstance(pid[3], str) and _is_count(pid[4])):
+            raise _Refused(f"refusing persistent id {pid!r:.200} in {self.path}: only "
+                           "tensor storages can be loaded")
+        _, storage_type, key, _, numel = pid[:5]
+        dtype = storage_type.dtype
+        if self.roots.setdefault(key, (dtype, numel)) != (dtype, numel):
+            raise ValueError(f"storage {key!r} is given two types or sizes")
+        view = pid[5] if len(pid) == 6 else None
+        if view is None:
+            return _Storage(key, dtype, 0, numel * dtype.itemsize)
+        if not (isinstance(view, tuple) and len(view) == 3 and _is_count(view[1])
+                and _is_count(view[2]) and view[1] + view[2] <= numel):
+            raise ValueError(f"bad view {view!r:.200} of storage {key!r}")
+        _, offset, size = view
+        return _Storage(key, dtype, offset * dtype.itemsize, size * dtype.itemsize)
+
+
+def _flatten(tree):
+    """{dotted name: _Tensor} of the tensors in a dict, possibly of nested dicts."""
+    tensors, expanded = {}, set()
+    pending = [("", tree)]  # a stack, children pushed in reverse to keep the file's order
+    while pending:
+        name, node = pending.pop()
+        if isinstance(node, _Tensor):
+            if name in tensors:
+                raise ValueError(f"two tensors are named {name!r}")
+            tensors[name] = node
+        elif isinstance(node, dict):
+            if id(node) in expanded:  # real state dicts never share or nest a dict twice
+                raise ValueError(f"the dict at {name!r} appears twice")
+            expanded.add(id(node))
+            pending.extend((f"{name}.{key}" if name else str(key), value)
+                           for key, value in reversed(node.items()))
+    return tensors
+
+
+# --------------------------------------------------------------------------
+# The two container formats
+
+_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+_LEGACY_PROTOCOL = 1001
+_ZIP_LOCAL_HEADER = struct.Struct("<4s5H3I2H")
+
+
+def _read_at(file, position, size):
+    raw = bytearray(size)
+    file.seek(position)
+    if file.readinto(raw) != size:
+        raise ValueError(f"the file ends before byte {position + size}")
+    return raw
+
+
+def _zip_data_offset(file, info):
+    """Where a zip member's (stored) data starts: after its local header."""
+    if info.header_offset < 0:
+        raise ValueError(f"member {info.filename!r} has a negative offset")
+    file.seek(info.header_offset)
+    header = file.read(_ZIP_LOCAL_HEADER.size)
+    if len(header) != _ZIP_LOCAL_HEADER.size:
+        raise ValueError(f"member {info.filename!r} is cut off")
+    signature, _, flags, *_, name_size, extra_size = _ZIP_LOCAL_HEADER.unpack(header)
+    if signature != b"PK\x03\x04":
+        raise ValueError(f"no local header for member {info.filename!r}")
+    if flags & 1:
+        raise ValueError(f"member {info.filename!r} is encrypted")
+    return info.header_offset + _ZIP_LOCAL_HEADER.size + name_size + extra_size
+
+
+class TorchCheckpoint(collections.abc.Mapping):
+    """A PyTorch checkpoint as a read-only mapping {tensor name: np.ndarray}.
+
+    `path` is a file written by `torch.save`, in the zip or the legacy
+    format. Opening unpickles only the tensors' metadata (refusing anything
+    but tensors and dicts, see the module docstring); a tensor's bytes are
+    read when it is asked for.
+
+    The file should hold a state dict. Dicts nested in it (`{"module":
+    {...}}`, `{"state_dict": {...}}`) are flattened, "." joining the keys;
+    values that are not tensors or dicts are dropped. Names keep the file's
+    order.
+
+    Arrays keep their dtype, except bfloat16, which numpy lacks: it comes
+    back as float32 (exactly, bfloat16 being truncated float32). Views
+    sharing a storage come out as separate arrays. Complex, float8 and
+    quantized tensors raise NotImplementedError when read. Zip checkpoints
+    written on big-endian machines are byte-swapped to native order.
+    """
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        if not os.path.isfile(self.path):
+            raise FileNotFoundError(f"no PyTorch checkpoint at {self.path}")
+        self._size = os.path.getsize(self.path)
+        with open(self.path, "rb") as file:
+            head = file.read(512)
+            try:
+                if head.startswith(b"PK\x03\x04"):
+                    self.format = "zip"
+                    tree, roots = self._open_zip(file)
+                elif head[257:262] == b"ustar":
+                    raise ValueError("this is the tar-based format of the first torch "
+                                     "releases, which TorchCheckpoint does not read; re-save "
+                                     "it with a recent torch.save")
+                else:
+                    self.format = "legacy"
+                    tree, roots = self._open_legacy(file)
+                if not isinstance(tree, dict):
+                    raise ValueError(f"it holds a {type(tree).__name__}, not a state dict")
+                self._tensors = _flatten(tree)
+            except ValueError as error:
+                raise ValueError(f"{self.path} is not a valid PyTorch checkpoint: "
+                                 f"{error}") from None
+        if not self._tensors:
+            raise ValueError(f"{self.path} holds no tensors")
+        for name, tensor in self._tensors.items():
+            start, size = self._extent(tensor)
+            if start + size > tensor.storage.nbytes:
+                raise ValueError(f"{self.path} is corrupt: {name!r} runs past the end of its "
+                                 f"storage ({start + size} > {tensor.storage.nbytes} bytes)")
+        self._check_storages(roots)
+
+    def _unpickle(self, file, roots):
+        """Unpickle one object, turning every failure but a refusal into ValueError."""
+        try:
+            return _Unpickler(file, self.path, roots).load()
+        except _Refused:
+            raise
+        except EOFError:
+            raise ValueError("the file ends before a pickle (truncated?)") from None
+        except Exception as error:  # a damaged pickle can raise almost anything
+            raise ValueError(f"bad pickle: {type(error).__name__}: {error}") from None
+
+    def _open_zip(self, file):
+        try:
+            with zipfile.ZipFile(file) as archive:
+                self._members = {info.filename: info for info in archive.infolist()}
+        except (zipfile.BadZipFile, NotImplementedError, OSError, EOFError, struct.error) as error:
+            # The central directory is at the very end: a cut file has none.
+            raise ValueError(f"a damaged zip archive (truncated?): {error}") from None
+        pickles = [name for name in self._members
+                   if name.endswith("/data.pkl") and name.count("/") == 1]
+        if len(pickles) != 1:
+            raise ValueError(f"expected one <folder>/data.pkl member, found {len(pickles)}")
+        self._root = pickles[0][:-len("/data.pkl")]
+        byteorder = self._members.get(f"{self._root}/byteorder")
+        byteorder = self._read_member(file, byteorder).decode() if byteorder else "little"
+        if byteorder not in ("little", "big"):
+            raise ValueError(f"unknown byte order {byteorder!r}")
+        self._byteorder = "<" if byteorder == "little" else ">"
+        roots = {}
+        data = self._read_member(file, self._members[pickles[0]])
+        return self._unpickle(io.BytesIO(data), roots), roots
+
+    def _open_legacy(self, file):
+        file.seek(0)
+        roots = {}
+        try:
+            magic = self._unpickle(file, roots)
+        except ValueError:
+            magic = None
+        if magic != _LEGACY_MAGIC:
+            raise ValueError("neither a zip archive nor a legacy torch.save file")
+        protocol = self._unpickle(file, roots)
+        if protocol != _LEGACY_PROTOCOL:
+            raise ValueError(f"unknown legacy protocol version {protocol!r}")
+        self._unpickle(file, roots)  # sys_info: nothing in it matters (see the docstring)
+        tree = self._unpickle(file, roots)
+        keys = self._unpickle(file, roots)
+        if not (isinstance(keys, list) and all(isinstance(key, str) for key in keys)):
+            raise ValueError("the storage key list is not a list of str")
+        # Walk the size headers to find each storage's data, without reading it.
+        self._byteorder = "<"
+        self._offsets = {}
+        position = file.tell()
+        for key in keys:
+            if key not in roots or key in self._offsets:
+                raise ValueError(f"storage {key!r} is unknown or listed twice")
+            file.seek(position)
+            header = file.read(8)
+            if len(header) != 8:
+                raise ValueError(f"truncated: the file ends before storage {key!r}")
+            (count,) = struct.unpack("<q", header)
+            dtype, numel = roots[key]
+            if count != numel:
+                raise ValueError(f"storage {key!r} has {count} elements, the pickle says {numel}")
+            self._offsets[key] = position + 8
+            position += 8 + count * dtype.itemsize
+            if position > self._size:
+                raise ValueError(f"truncated: storage {key!r} ends at byte {position}, but the "
+                                 f"file has {self._size}")
+        return tree, roots
+
+    def _check_storages(self, roots):
+        """Every storage's bytes are there (legacy: checked while walking them)."""
+        if self.format == "legacy":
+            missing = set(roots) - set(self._offsets)
+        else:
+            missing = set()
+            for key, (dtype, numel) in roots.items():
+                info = self._members.get(f"{self._root}/data/{key}")
+                if info is None:
+                    missing.add(key)
+                elif info.file_size < numel * dtype.itemsize:
+                    raise ValueError(f"{self.path} is corrupt: storage {key!r} has "
+                                     f"{info.file_size} bytes, the pickle says "
+                                     f"{numel * dtype.itemsize}")
+        if missing:
+            raise ValueError(f"{self.path} is corrupt: no data for storage(s) "
+                             f"{', '.join(map(repr, sorted(missing)))}")
+
+    def __repr__(self):
+        return f"TorchCheckpoint({self.path!r}, {len(self)} tensors)"
+
+    def __len__(self):
+        return len(self._tensors)
+
+    def __iter__(self):
+        return iter(self._tensors)
+
+    def __contains__(self, name):
+        return name in self._tensors
+
+    def variables(self):
+        """[(name, shape)] in the file's order."""
+        return [(name, tensor.shape) for name, tensor in self._tensors.items()]
+
+    def shape(self, name) -> tuple:
+        return self._tensor(name).shape
+
+    def dtype(self, name) -> np.dtype:
+        """The dtype `self[name]` will have (float32 for bfloat16)."""
+        dtype = self._tensor(name).dtype
+        if dtype.name == "bfloat16":
+            return np.dtype(np.float32)
+        return self._stored_dtype(name, dtype).newbyteorder("=")
+
+    def __getitem__(self, name) -> np.ndarray:
+        tensor = self._tensor(name)
+        stored = self._stored_dtype(name, tensor.dtype)
+        if math.prod(tensor.shape) == 0:
+            return np.empty(tensor.shape, self.dtype(name))
+        start, size = self._extent(tensor)
+        raw = self._read(name, tensor.storage, start, size)
+        itemsize = stored.itemsize
+        span = np.frombuffer(raw, stored)
+        array = np.lib.stride_tricks.as_strided(
+            span, tensor.shape, [stride * itemsize for stride in tensor.strides])
+        if array.size != span.size or not array.flags.c_contiguous:
+            array = array.copy()  # a strided view: keep only its elements
+        if tensor.dtype.name == "bfloat16":
+            return (array.astype(np.uint32) << 16).view(np.float32)
+        return array.astype(stored.newbyteorder("="), copy=False)
+
+    def _tensor(self, name):
+        try:
+            return self._tensors[name]
+        except KeyError:
+            close = difflib.get_close_matches(str(name), self._tensors, n=3)
+            hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+            raise KeyError(f"no tensor {name!r} in PyTorch checkpoint {self.path}{hint}") \
+                from None
+
+    def _stored_dtype(self, name, dtype):
+        if dtype.numpy is None:
+            raise NotImplementedError(f"{name!r} in {self.path} has dtype torch.{dtype.name}, "
+                                      "which TorchCheckpoint cannot read")
+        return np.dtype(dtype.numpy).newbyteorder(self._byteorder)
+
+    @staticmethod
+    def _extent(tensor):
+        """(first byte, byte count) of the storage bytes the tensor's elements lie in."""
+        if math.prod(tensor.shape) == 0:
+            return 0, 0
+        last = tensor.offset + sum((size - 1) * stride
+                                   for size, stride in zip(tensor.shape, tensor.strides))
+        itemsize = tensor.dtype.itemsize
+        return tensor.offset * itemsize, (last + 1 - tensor.offset) * itemsize
+
+    def _read(self, name, storage, start, size):
+        """`size` bytes at `start` in the storage, as a bytearray."""
+        with open(self.path, "rb") as file:
+            try:
+                if self.format == "legacy":
+                    return _read_at(file, self._offsets[storage.key] + storage.offset
+                                         + start, size)
+                info = self._members[f"{self._root}/data/{storage.key}"]
+                return self._read_member(file, info, storage.offset + start, size)
+            except ValueError as error:
+                raise ValueError(f"cannot read {name!r} from {self.path}: {error}") from None
+
+    def _read_member(self, file, info, start=0, size=None):
+        """Bytes of a zip member: `size` of them from `start`, or all.
+
+        Members torch writes are stored uncompressed, so they are read in
+        place; whole ones are checked against their CRC-32 (0 means torch
+        was told not to compute it). Compressed members, from archives
+        rewritten by other tools, go through zipfile.
+        """
+        size = info.file_size - start if size is None else size
+        if info.compress_type != zipfile.ZIP_STORED:
+            try:
+                with zipfile.ZipFile(self.path) as archive, archive.open(info) as member:
+                    member.seek(start)
+                    raw = bytearray(member.read(size))
+            except Exception as error:  # zipfile, zlib, bz2 and lzma raise errors of their own
+                raise ValueError(f"cannot read member {info.filename!r}: {error}") from None
+            if len(raw) != size:
+                raise ValueError(f"member {info.filename!r} is shorter than expected")
+            return raw
+        if start + size > info.file_size:
+            raise ValueError(f"bytes {start}..{start + size} lie outside member "
+                             f"{info.filename!r} ({info.file_size} bytes)")
+        data_offset = _zip_data_offset(file, info)
+        if data_offset + info.file_size > self._size:
+            raise ValueError(f"member {info.filename!r} runs past the end of the file")
+        raw = _read_at(file, data_offset + start, size)
+        if start == 0 and size == info.file_size and info.CRC and zlib.crc32(raw) != info.CRC:
+            raise ValueError(f"checksum mismatch in member {info.filename!r}: the file is "
+                             "corrupt")
+        return raw
+
