@@ -3,6 +3,7 @@ from kerasformer.layers.activations import gelu_tanh, get_activation
 from kerasformer.layers.attention import MultiHeadAttention, attention_normalize
 from kerasformer.layers.embeddings import PositionEmbedding, TokenEmbedding
 from kerasformer.layers.feedforward import FeedForward
+from kerasformer.layers.gau import GatedAttentionUnit
 from kerasformer.layers.masks import (
     MaskedAdd,
     AttentionMask,
