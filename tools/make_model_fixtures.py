@@ -25,7 +25,8 @@ import numpy as np
 import tensorflow as tf
 
 import bert4keras
-from bert4keras.models import build_transformer_model
+from bert4keras.layers import Add, Dropout, GatedAttentionUnit, LayerNormalization
+from bert4keras.models import RoFormerV2, build_transformer_model
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 OUT = ROOT / "tests" / "fixtures" / "models"
@@ -34,6 +35,52 @@ COMMAND = (
     "TF_USE_LEGACY_KERAS=1 TF_KERAS=1 /tmp/bert4keras-ref/bin/python "
     "tools/make_model_fixtures.py"
 )
+
+
+class GAUAlpha(RoFormerV2):
+    """GAU-α, which bert4keras does not ship (it lives in ZhuiyiTechnology/GAU-alpha):
+    RoFormerV2 whose blocks are `Norm(x + Dropout(GAU(x)))`, GAU with units =
+    intermediate_size, key_size = attention_key_size, no bias, softmax_plus, RoPE."""
+
+    def initializer(self, shape, dtype=None, order=3, gain=1.0):
+        return super().initializer(shape, dtype, order, gain)
+
+    def apply_main_layers(self, inputs, index):
+        name = "Transformer-%d-GatedAttentionUnit" % index
+        mask = self.compute_attention_bias(index)
+        unit_inputs, arguments = [inputs, self.compute_position_bias(inputs)], {
+            "a_bias": None, "p_bias": "rotary"}
+        if mask is not None:
+            arguments["a_bias"] = True
+            unit_inputs.insert(1, mask)
+        x = self.apply(
+            inputs=unit_inputs, layer=GatedAttentionUnit, arguments=arguments,
+            units=self.intermediate_size, key_size=self.attention_key_size,
+            activation=self.hidden_act, use_bias=False, normalization="softmax_plus",
+            attention_dropout=self.attention_dropout_rate,
+            kernel_initializer=self.initializer, name=name,
+        )
+        x = self.apply(inputs=x, layer=Dropout, rate=self.dropout_rate, name=name + "-Dropout")
+        x = self.apply(inputs=[inputs, x], layer=Add, name=name + "-Add")
+        return self.apply(inputs=x, layer=LayerNormalization, zero_mean=False,
+                          scale=False, offset=False, name=name + "-Norm")
+
+    def variable_mapping(self):
+        mapping = {
+            "Embedding-Token": ["bert/embeddings/word_embeddings"],
+            "Embedding-Segment": ["bert/embeddings/token_type_embeddings"],
+        }
+        for i in range(self.num_hidden_layers):
+            scope = "GAU_alpha/encoder/layer_%d/gau/" % i
+            # In the order of the layer's trainable weights in bert4keras 0.11.5.
+            mapping["Transformer-%d-GatedAttentionUnit" % i] = [
+                scope + "i_dense/kernel", scope + "q_scaleoffset/gamma",
+                scope + "k_scaleoffset/gamma", scope + "o_dense/kernel",
+            ]
+        return mapping
+
+
+MODELS = {"gau_alpha": GAUAlpha}
 
 
 def build_vocab():
@@ -126,13 +173,14 @@ def make_fixture(name, model, config, full_kwargs, cases, seed):
 
     # The checkpoint: every weight the family can hold, randomised.
     full = build_transformer_model(
-        str(config_path), model=model, return_keras_model=False, **full_kwargs
+        str(config_path), model=MODELS.get(model, model), return_keras_model=False,
+        **full_kwargs
     )
     randomise(full.model, seed)
     expected_full = as_list(full.model.predict([token_ids, segment_ids], verbose=0))
     variables = save_checkpoint(full, prefix)
     reloaded = build_transformer_model(
-        str(config_path), str(prefix), model=model, **full_kwargs
+        str(config_path), str(prefix), model=MODELS.get(model, model), **full_kwargs
     )
     for want, got in zip(expected_full, as_list(reloaded.predict([token_ids, segment_ids], verbose=0))):
         np.testing.assert_array_equal(want, got)
@@ -143,7 +191,7 @@ def make_fixture(name, model, config, full_kwargs, cases, seed):
         reference = build_transformer_model(
             str(config_path),
             str(prefix),
-            model=model,
+            model=MODELS.get(model, model),
             application=case.get("application", "encoder"),
             **kwargs,
         )
@@ -219,6 +267,16 @@ ROFORMER_CASES = {
     "custom_positions": {"kwargs": {"custom_position_ids": True}},
 }
 
+ROFORMER_V2_CASES = {
+    "encoder": {},
+    "mlm": {"kwargs": {"with_mlm": True}},
+    "lm": {"application": "lm"},
+    "unilm": {"application": "unilm"},
+    "long_mlm_logits": {"long": True, "kwargs": {"with_mlm": "linear"}},
+}
+
+GAU_CASES = dict(ROFORMER_V2_CASES, custom_positions={"kwargs": {"custom_position_ids": True, "with_mlm": True}})
+
 FACTORIZED_CASES = {
     "encoder": {},
     "unilm_sim": {"application": "unilm", "kwargs": {"with_pool": "linear"}},
@@ -236,6 +294,15 @@ def main():
                  {"with_pool": "linear", "with_mlm": True}, ROFORMER_CASES, seed=3)
     make_fixture("roformer_factorized", "roformer", dict(BASE, embedding_size=32),
                  {"with_pool": "linear", "with_mlm": True}, FACTORIZED_CASES, seed=4)
+    v2 = dict(BASE, hidden_act="relu")
+    make_fixture("roformer_v2", "roformer_v2", v2, {"with_mlm": True}, ROFORMER_V2_CASES, seed=5)
+    # bert4keras never saves RoFormerV2's Output-Mapping, so the factorised model is
+    # checked without its MLM head (which lm and unilm would force on).
+    make_fixture("roformer_v2_factorized", "roformer_v2", dict(v2, embedding_size=32), {},
+                 {"encoder": {}, "custom_positions": {"kwargs": {"custom_position_ids": True}}},
+                 seed=6)
+    gau = dict(BASE, hidden_act="swish", num_attention_heads=1, attention_key_size=16)
+    make_fixture("gau_alpha", "gau_alpha", gau, {"with_mlm": True}, GAU_CASES, seed=7)
 
 
 if __name__ == "__main__":

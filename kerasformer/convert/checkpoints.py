@@ -1,18 +1,21 @@
-"""Opening a checkpoint of any supported format, and telling families apart."""
+"""Opening a checkpoint of any supported format, and telling layouts and families apart."""
 import collections.abc
 import os
 import re
 
 from kerasformer.convert.tf_checkpoint import TFCheckpoint
 
+TORCH_SUFFIXES = (".bin", ".pt", ".pth")
+
 
 def open_checkpoint(checkpoint):
     """Returns a mapping tensor name -> array for `checkpoint`.
 
     Args:
-        checkpoint: a mapping (returned as is), or the path of an original TF
-            checkpoint: its prefix (`.../bert_model.ckpt`), `.index` or `.data-*`
-            file, or a directory holding one.
+        checkpoint: a mapping (returned as is), or a path: an original TF checkpoint
+            (its prefix `.../bert_model.ckpt`, `.index` or `.data-*` file, or a
+            directory holding one), a `.safetensors` file, or a pickled PyTorch
+            file (`pytorch_model.bin`, `.pt`), read without torch.
 
     Raises:
         FileNotFoundError: naming the path when nothing loadable is there.
@@ -24,21 +27,76 @@ def open_checkpoint(checkpoint):
             "checkpoint must be a path or a mapping of tensor names to arrays, got "
             f"{type(checkpoint).__name__}"
         )
-    return TFCheckpoint(os.fspath(checkpoint))
+    path = os.fspath(checkpoint)
+    if path.endswith(".safetensors"):
+        from kerasformer.convert.safetensors_checkpoint import SafetensorsCheckpoint
+
+        return SafetensorsCheckpoint(path)
+    if path.endswith(TORCH_SUFFIXES) and os.path.isfile(path):
+        from kerasformer.convert.torch_pickle import TorchCheckpoint
+
+        return TorchCheckpoint(path)
+    return TFCheckpoint(path)
 
 
-# Distinctive tensor names of each family's original checkpoints, most specific first.
+def checkpoint_layout(names):
+    """"tf" for TensorFlow variable names (`a/b/c`), "hf" for PyTorch ones (`a.b.c`)."""
+    return "tf" if any("/" in name for name in names) else "hf"
+
+
+class PrefixedCheckpoint(collections.abc.Mapping):
+    """A checkpoint whose tensor names gain a prefix, except those of the heads.
+
+    Hugging Face files saved from a base model (`RoFormerModel`) lack the
+    `roformer.` prefix that the task models (`RoFormerForMaskedLM`) write; this view
+    lets one weight map serve both.
+    """
+
+    def __init__(self, checkpoint, prefix, head_prefixes=("cls.",)):
+        self.checkpoint = checkpoint
+        self._names = {}
+        for name in checkpoint.keys():
+            renamed = name if name.startswith(head_prefixes) else prefix + name
+            self._names[renamed] = name
+
+    def __getitem__(self, name):
+        return self.checkpoint[self._names[name]]
+
+    def __iter__(self):
+        return iter(self._names)
+
+    def __len__(self):
+        return len(self._names)
+
+    def shape(self, name):
+        original = self._names[name]
+        if hasattr(self.checkpoint, "shape"):
+            return tuple(self.checkpoint.shape(original))
+        return tuple(getattr(self.checkpoint[original], "shape", ()))
+
+
+def with_prefix(checkpoint, prefix):
+    """`checkpoint` itself if any of its names start with `prefix`, else a
+    `PrefixedCheckpoint` that adds it."""
+    if any(name.startswith(prefix) for name in checkpoint.keys()):
+        return checkpoint
+    return PrefixedCheckpoint(checkpoint, prefix)
+
+
+# Distinctive tensor names of each family's checkpoints, most specific first.
 _FAMILY_SIGNS = [
-    ("gau_alpha", r"^GAU_alpha/encoder/layer_\d+/gau/"),
-    ("gpt2", r"^gpt/transformer/layer_\d+/attention/input/LayerNorm/"),
-    ("bert", r"^bert/embeddings/position_embeddings$"),
-    ("roformer", r"^bert/encoder/layer_\d+/attention/output/LayerNorm/gamma$"),
-    ("roformer_v2", r"^bert/encoder/layer_\d+/attention/self/query/kernel$"),
+    ("gau_alpha", r"^GAU_alpha/encoder/layer_\d+/gau/|^(gau_alpha\.)?encoder\.layer\.\d+\.gau\."),
+    ("gpt2", r"^gpt/transformer/layer_\d+/attention/input/LayerNorm/|^(transformer\.)?h\.\d+\.attn\."),
+    ("bert", r"^bert/embeddings/position_embeddings$|^(bert\.)?embeddings\.position_embeddings\."),
+    ("roformer", r"^bert/encoder/layer_\d+/attention/output/LayerNorm/gamma$"
+                 r"|^(roformer\.)?encoder\.layer\.\d+\.attention\.output\.LayerNorm\."),
+    ("roformer_v2", r"^bert/encoder/layer_\d+/attention/self/query/kernel$"
+                    r"|^(roformer\.)?encoder\.layer\.\d+\.attention\.self\.query\.weight$"),
 ]
 
 
 def guess_family(names):
-    """The family whose original checkpoints use these tensor names, or None."""
+    """The family whose checkpoints use these tensor names, or None."""
     names = list(names)
     for family, pattern in _FAMILY_SIGNS:
         if any(re.search(pattern, name) for name in names):

@@ -13,8 +13,8 @@ import math
 import keras
 import numpy as np
 
-from kerasformer.convert.checkpoints import family_hint, open_checkpoint
-from kerasformer.convert.weights import Source, Transform, load_weights
+from kerasformer.convert.checkpoints import checkpoint_layout, family_hint, open_checkpoint
+from kerasformer.convert.weights import IGNORED_PATTERNS, Source, Transform, load_weights
 from kerasformer.layers.masks import APPLICATIONS, AttentionMask
 
 
@@ -71,6 +71,11 @@ class Transformer:
     """
 
     family = None  # the `model=` name in build_transformer_model
+    # Hyper-parameters a config must provide (the rest have defaults).
+    required_arguments = (
+        "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+        "intermediate_size", "hidden_act",
+    )
 
     def __init__(
         self,
@@ -226,9 +231,24 @@ class Transformer:
 
     # ----------------------------------------------------------------- weights
 
-    def weight_map(self):
-        """Keras variable path -> `Source` in the original TF checkpoint names."""
+    def weight_map(self, layout="tf"):
+        """Keras variable path -> `Source`, for checkpoints of `layout`.
+
+        Args:
+            layout: "tf" for the original TF checkpoints (names like
+                `bert/encoder/layer_0/...`), "hf" for PyTorch / safetensors files in
+                the Hugging Face layout (names like `roformer.encoder.layer.0...`).
+        """
         raise NotImplementedError
+
+    def ignored_sources(self, layout="tf"):
+        """Regexes of source tensors that are known not to be weights of this family
+        (tied copies, cached sinusoid tables), on top of optimizer bookkeeping."""
+        return ()
+
+    def prepare_checkpoint(self, checkpoint, layout):
+        """Hook to normalise a checkpoint's tensor names before mapping."""
+        return checkpoint
 
     def vocab_transform(self):
         """Applies `keep_tokens` / `compound_tokens` to rows of vocabulary tensors."""
@@ -260,8 +280,9 @@ class Transformer:
         """Fills the model from a checkpoint, strictly (see `convert.weights`).
 
         Args:
-            checkpoint: a TF checkpoint prefix / `.index` file / directory, or a
-                mapping of tensor names to arrays.
+            checkpoint: an original TF checkpoint (prefix, `.index` file or
+                directory), a `pytorch_model.bin` or `.safetensors` file in the
+                Hugging Face layout, or a mapping of tensor names to arrays.
             mapping: optional weight map (variable path without prefix -> source
                 name or `Source`) replacing `weight_map()`.
 
@@ -269,8 +290,10 @@ class Transformer:
             The `LoadReport` (also kept as `self.load_report`).
         """
         self.build()
-        source = open_checkpoint(checkpoint)
-        weight_map = mapping if mapping is not None else self.weight_map()
+        original = open_checkpoint(checkpoint)
+        layout = checkpoint_layout(original.keys())
+        source = self.prepare_checkpoint(original, layout)
+        weight_map = mapping if mapping is not None else self.weight_map(layout)
         weight_map = {
             self.prefix + path: src if isinstance(src, Source) else Source(src)
             for path, src in weight_map.items()
@@ -281,8 +304,9 @@ class Transformer:
             source,
             weight_map,
             ignore_invalid_weights=self.ignore_invalid_weights,
+            ignored_patterns=IGNORED_PATTERNS + tuple(self.ignored_sources(layout)),
             source_description=_describe(checkpoint),
-            hint=lambda report: family_hint(source.keys(), self.family),
+            hint=lambda report: family_hint(original.keys(), self.family),
         )
         return self.load_report
 

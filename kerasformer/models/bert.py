@@ -45,6 +45,7 @@ class BERT(Transformer):
     """
 
     family = "bert"
+    use_bias = True  # on every projection
 
     def __init__(
         self,
@@ -123,6 +124,7 @@ class BERT(Transformer):
             "Embedding-Mapping",
             keras.layers.Dense,
             units=self.hidden_size,
+            use_bias=self.use_bias,
             kernel_initializer=self.initializer,
         )(x)
 
@@ -152,6 +154,7 @@ class BERT(Transformer):
             head_size=self.attention_head_size,
             out_dim=self.hidden_size,
             key_size=self.attention_key_size,
+            use_bias=self.use_bias,
             attention_dropout=self.attention_dropout_rate,
             kernel_initializer=self.initializer,
         )
@@ -162,6 +165,7 @@ class BERT(Transformer):
             FeedForward,
             units=self.intermediate_size,
             activation=self.hidden_act,
+            use_bias=self.use_bias,
             kernel_initializer=self.initializer,
         )
 
@@ -235,5 +239,10 @@ class BERT(Transformer):
             return x
         return heads[0] if len(heads) == 1 else heads
 
-    def weight_map(self):
+    def weight_map(self, layout="tf"):
+        if layout != "tf":
+            raise ValueError(
+                f"Hugging Face layout checkpoints are not supported for {self.family!r} "
+                "yet; convert the original TF checkpoint instead"
+            )
         return tf_weight_map(self.num_hidden_layers, self.vocab_transform())

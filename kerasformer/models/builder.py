@@ -5,12 +5,16 @@ import os
 
 from kerasformer.models.base import Transformer
 from kerasformer.models.bert import BERT
+from kerasformer.models.gau_alpha import GAUAlpha
 from kerasformer.models.roformer import RoFormer
+from kerasformer.models.roformer_v2 import RoFormerV2
 
 FAMILIES = {
     "bert": BERT,
     "roberta": BERT,
     "roformer": RoFormer,
+    "roformer_v2": RoFormerV2,
+    "gau_alpha": GAUAlpha,
 }
 
 # bert4keras model names kerasformer does not build (yet), to say so plainly.
@@ -24,11 +28,6 @@ UNSUPPORTED_OPTIONS = (
     "attention_caches", "layer_norm_cond", "layer_norm_cond_hidden_size",
     "layer_norm_cond_hidden_act", "additional_input_layers",
     "residual_attention_scores", "autoresize_weights", "layers",
-)
-
-REQUIRED_KEYS = (
-    "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
-    "intermediate_size", "hidden_act",
 )
 
 
@@ -97,7 +96,7 @@ def transformer_arguments(family, config, kwargs, config_path=None):
     merged.setdefault("dropout_rate", merged.get("hidden_dropout_prob"))
     merged.setdefault("attention_dropout_rate", merged.get("attention_probs_dropout_prob"))
     merged.setdefault("segment_vocab_size", merged.get("type_vocab_size", 2))
-    missing = [key for key in REQUIRED_KEYS if key not in merged]
+    missing = [key for key in family.required_arguments if key not in merged]
     if missing:
         where = f"config {os.fspath(config_path)!r}" if config_path else "the arguments"
         raise ValueError(f"{where} is missing required key(s): {', '.join(missing)}")
@@ -125,10 +124,13 @@ def build_transformer_model(
     Args:
         config_path: path of a `bert_config.json` (or an HF `config.json`), or None
             to pass every hyper-parameter as a keyword argument.
-        checkpoint_path: optional original TF checkpoint (prefix, `.index` file or
-            directory) to load, strictly: missing, unused or mis-shaped variables
-            raise an error naming them unless `ignore_invalid_weights=True`.
-        model: "bert", "roberta", "roformer", or a `Transformer` subclass.
+        checkpoint_path: optional checkpoint to load — an original TF checkpoint
+            (prefix, `.index` file or directory), or a `pytorch_model.bin` /
+            `.safetensors` file in the Hugging Face layout — strictly: missing,
+            unused or mis-shaped variables raise an error naming them unless
+            `ignore_invalid_weights=True`.
+        model: "bert", "roberta", "roformer", "roformer_v2", "gau_alpha", or a
+            `Transformer` subclass.
         application: "encoder", "lm" (causal LM) or "unilm" (seq2seq).
         return_keras_model: return the `keras.Model` (True) or the `Transformer`
             (whose `.model`, `.layers` and `.load_report` are then available).

@@ -41,7 +41,9 @@ class RoFormer(BERT):
         x = self.dropout(x, "Embedding-Dropout")
         return self.map_embeddings(x)  # (batch, seq, hidden_size)
 
-    def weight_map(self):
+    def weight_map(self, layout="tf"):
+        if layout != "tf":
+            return super().weight_map(layout)
         return tf_weight_map(
             self.num_hidden_layers, self.vocab_transform(), position_embeddings=False
         )

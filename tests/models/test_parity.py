@@ -33,10 +33,13 @@ def reference_kwargs(meta, case):
             tuple(item) if isinstance(item[0], list) else item
             for item in kwargs["compound_tokens"]
         ]
-    if meta["model"] == "roformer":
-        # 0.11.5 gives RoFormer's embedding and block norms Keras' epsilon (1e-7); the
-        # checkpoints were trained with 1e-12, kerasformer's default.
+    if meta["model"] in ("roformer", "roformer_v2", "gau_alpha"):
+        # 0.11.5 gives these families' embedding and block norms Keras' epsilon
+        # (1e-7); the checkpoints were trained with 1e-12, kerasformer's default.
         kwargs["layer_norm_epsilon"] = 1e-7
+    if meta["model"] == "gau_alpha":
+        # 0.11.5 floors softmax_plus' key count at 16; GAU-α was trained with 1.
+        kwargs["length_floor"] = 16
     return kwargs
 
 
