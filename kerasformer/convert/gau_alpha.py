@@ -5,8 +5,8 @@ own map; the order of the names changed across bert4keras versions, the names di
 not). The Hugging Face layout is JunnYu's `junnyu/chinese_GAU-alpha-char_L-24_H-768`.
 """
 from kerasformer.convert.bert import expand
-from kerasformer.convert.roformer_v2 import NOT_SAVED
-from kerasformer.convert.weights import TRANSPOSE, Source
+from kerasformer.convert.roformer_v2 import NOT_SAVED, sources
+from kerasformer.convert.weights import Source
 
 TF_NAMES = {
     "Embedding-Token/embeddings": "bert/embeddings/word_embeddings",
@@ -34,14 +34,7 @@ HF_IGNORED = (r"^cls\.predictions\.decoder\.weight$",)
 def weight_map(layout, num_layers, vocab_transform=None):
     """Weight map for `layout` "tf" (original) or "hf" (JunnYu's PyTorch port)."""
     names = expand(TF_NAMES if layout == "tf" else HF_NAMES, num_layers)
-    result = {}
-    for path, name in names.items():
-        if path.startswith("Embedding-Token"):
-            result[path] = Source(name, vocab_transform)
-        elif layout == "hf" and path.endswith("_dense/kernel"):
-            result[path] = Source(name, TRANSPOSE)
-        else:
-            result[path] = Source(name)
+    result = sources(names, layout, vocab_transform)
     # No released GAU-α factorises its embeddings; neither format names the layers.
     result["Embedding-Mapping/kernel"] = Source("<not saved in GAU-α checkpoints>")
     result["Output-Mapping/kernel"] = NOT_SAVED

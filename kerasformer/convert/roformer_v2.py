@@ -41,16 +41,24 @@ def tf_names(num_layers):
     }
 
 
-def weight_map(layout, num_layers, vocab_transform=None):
-    """Weight map for `layout` "tf" (original) or "hf" (JunnYu's PyTorch port)."""
-    names = tf_names(num_layers) if layout == "tf" else expand(HF_NAMES, num_layers)
+def sources(names, layout, vocab_transform=None):
+    """`Source`s for a {variable path: tensor name} table of a bias-free family:
+    token-embedding rows go through `vocab_transform`, and in the HF layout every
+    kernel is a torch `Linear` weight to transpose."""
     result = {}
     for path, name in names.items():
-        if path.startswith("Embedding-Token"):
+        if path.startswith("Embedding-Token/"):
             result[path] = Source(name, vocab_transform)
         elif layout == "hf" and path.endswith("/kernel"):
             result[path] = Source(name, TRANSPOSE)
         else:
             result[path] = Source(name)
+    return result
+
+
+def weight_map(layout, num_layers, vocab_transform=None):
+    """Weight map for `layout` "tf" (original) or "hf" (JunnYu's PyTorch port)."""
+    names = tf_names(num_layers) if layout == "tf" else expand(HF_NAMES, num_layers)
+    result = sources(names, layout, vocab_transform)
     result["Output-Mapping/kernel"] = NOT_SAVED
     return result

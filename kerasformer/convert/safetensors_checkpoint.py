@@ -17,8 +17,6 @@ Usage:
         ...
     kernel = ckpt["roformer.encoder.layer.0.attention.self.query.weight"]
 """
-import collections.abc
-import difflib
 import json
 import math
 import os
@@ -26,6 +24,8 @@ import struct
 from typing import NamedTuple
 
 import numpy as np
+
+from kerasformer.convert.reader import CheckpointReader, bfloat16_to_float32
 
 _NUMPY_DTYPES = {
     "F64": "<f8", "F32": "<f4", "F16": "<f2", "BF16": "<u2",  # raw bits, widened on read
@@ -78,7 +78,7 @@ def _parse_entry(name, entry, buffer_size):
     return _Entry(dtype, tuple(shape), begin, end)
 
 
-class SafetensorsCheckpoint(collections.abc.Mapping):
+class SafetensorsCheckpoint(CheckpointReader):
     """A safetensors file as a read-only mapping {tensor name: np.ndarray}.
 
     Opening reads and checks only the header (ValueError if it does not fit
@@ -92,6 +92,7 @@ class SafetensorsCheckpoint(collections.abc.Mapping):
 
     def __init__(self, path):
         self.path = os.fspath(path)
+        self.description = f"safetensors file {self.path}"
         if not os.path.isfile(self.path):
             raise FileNotFoundError(f"no safetensors file at {self.path}")
         file_size = os.path.getsize(self.path)
@@ -121,22 +122,6 @@ class SafetensorsCheckpoint(collections.abc.Mapping):
     def __repr__(self):
         return f"SafetensorsCheckpoint({self.path!r}, {len(self)} tensors)"
 
-    def __len__(self):
-        return len(self._entries)
-
-    def __iter__(self):
-        return iter(self._entries)
-
-    def __contains__(self, name):
-        return name in self._entries
-
-    def variables(self):
-        """[(name, shape)] in the header's order."""
-        return [(name, entry.shape) for name, entry in self._entries.items()]
-
-    def shape(self, name) -> tuple:
-        return self._entry(name).shape
-
     def dtype(self, name) -> np.dtype:
         """The dtype `self[name]` will have (float32 for bfloat16)."""
         entry = self._entry(name)
@@ -158,17 +143,8 @@ class SafetensorsCheckpoint(collections.abc.Mapping):
                              f"but the file has {os.path.getsize(self.path)} bytes")
         array = np.frombuffer(raw, stored).reshape(entry.shape)
         if entry.dtype == "BF16":
-            return (array.astype(np.uint32) << 16).view(np.float32)
+            return bfloat16_to_float32(array)
         return array.astype(stored.newbyteorder("="), copy=False)
-
-    def _entry(self, name):
-        try:
-            return self._entries[name]
-        except KeyError:
-            close = difflib.get_close_matches(str(name), self._entries, n=3)
-            hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
-            raise KeyError(f"no tensor {name!r} in safetensors file {self.path}{hint}") \
-                from None
 
     def _stored_dtype(self, name, entry):
         if entry.dtype not in _NUMPY_DTYPES:

@@ -33,8 +33,6 @@ Usage:
         ...
     kernel = ckpt["bert/encoder/layer_0/attention/self/query/kernel"]
 """
-import collections.abc
-import difflib
 import functools
 import glob
 import math
@@ -44,6 +42,8 @@ import struct
 from typing import NamedTuple
 
 import numpy as np
+
+from kerasformer.convert.reader import CheckpointReader, bfloat16_to_float32
 
 # --------------------------------------------------------------------------
 # crc32c
@@ -414,7 +414,7 @@ def _checkpoint_prefix(path):
     return _DATA_SUFFIX.sub("", path)
 
 
-class TFCheckpoint(collections.abc.Mapping):
+class TFCheckpoint(CheckpointReader):
     """A TensorFlow checkpoint as a read-only mapping {variable name: np.ndarray}.
 
     `path` may be the checkpoint prefix (`.../bert_model.ckpt`), its `.index`
@@ -431,8 +431,11 @@ class TFCheckpoint(collections.abc.Mapping):
     resource, variant, float8, int4, ...) raise NotImplementedError when read.
     """
 
+    noun = "variable"
+
     def __init__(self, path):
         self.prefix = _checkpoint_prefix(path)
+        self.description = f"TensorFlow checkpoint {self.prefix}"
         self.index_path = self.prefix + ".index"
         if not os.path.isfile(self.index_path):
             raise FileNotFoundError(f"no TensorFlow checkpoint at {self.prefix}: expected "
@@ -472,22 +475,6 @@ class TFCheckpoint(collections.abc.Mapping):
     def __repr__(self):
         return f"TFCheckpoint({self.prefix!r}, {len(self)} variables)"
 
-    def __len__(self):
-        return len(self._entries)
-
-    def __iter__(self):
-        return iter(self._entries)
-
-    def __contains__(self, name):
-        return name in self._entries
-
-    def variables(self):
-        """[(name, shape)] in name order, like `tf.train.list_variables`."""
-        return [(name, entry.shape) for name, entry in self._entries.items()]
-
-    def shape(self, name) -> tuple:
-        return self._entry(name).shape
-
     def dtype(self, name) -> np.dtype:
         """The dtype `self[name]` will have (float32 for bfloat16)."""
         entry = self._entry(name)
@@ -521,15 +508,6 @@ class TFCheckpoint(collections.abc.Mapping):
             raise ValueError(f"{self.index_path}: the slices of {name!r} do not cover it")
         return array
 
-    def _entry(self, name):
-        try:
-            return self._entries[name]
-        except KeyError:
-            close = difflib.get_close_matches(str(name), self._entries, n=3)
-            hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
-            raise KeyError(f"no variable {name!r} in TensorFlow checkpoint "
-                           f"{self.prefix}{hint}") from None
-
     def _stored_dtype(self, name, entry):
         if entry.dtype not in _NUMPY_DTYPES:
             raise NotImplementedError(
@@ -551,7 +529,7 @@ class TFCheckpoint(collections.abc.Mapping):
             raise ValueError(f"checksum mismatch for {name!r} in {path}: the file is corrupt")
         array = np.frombuffer(raw, stored).reshape(entry.shape)
         if entry.dtype == _DT_BFLOAT16:
-            return (array.astype(np.uint32) << 16).view(np.float32)
+            return bfloat16_to_float32(array)
         return array.astype(stored.newbyteorder("="), copy=False)
 
     def _read_bytes(self, name, entry):

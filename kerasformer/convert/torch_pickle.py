@@ -58,8 +58,6 @@ Usage:
     kernel = ckpt["roformer.encoder.layer.0.attention.self.query.weight"]
 """
 import collections
-import collections.abc
-import difflib
 import io
 import math
 import os
@@ -70,6 +68,8 @@ import zlib
 from typing import NamedTuple
 
 import numpy as np
+
+from kerasformer.convert.reader import CheckpointReader, bfloat16_to_float32
 
 
 class _DType(NamedTuple):
@@ -300,7 +300,7 @@ def _zip_data_offset(file, info):
     return info.header_offset + _ZIP_LOCAL_HEADER.size + name_size + extra_size
 
 
-class TorchCheckpoint(collections.abc.Mapping):
+class TorchCheckpoint(CheckpointReader):
     """A PyTorch checkpoint as a read-only mapping {tensor name: np.ndarray}.
 
     `path` is a file written by `torch.save`, in the zip or the legacy
@@ -322,6 +322,7 @@ class TorchCheckpoint(collections.abc.Mapping):
 
     def __init__(self, path):
         self.path = os.fspath(path)
+        self.description = f"PyTorch checkpoint {self.path}"
         if not os.path.isfile(self.path):
             raise FileNotFoundError(f"no PyTorch checkpoint at {self.path}")
         self._size = os.path.getsize(self.path)
@@ -340,13 +341,13 @@ class TorchCheckpoint(collections.abc.Mapping):
                     tree, roots = self._open_legacy(file)
                 if not isinstance(tree, dict):
                     raise ValueError(f"it holds a {type(tree).__name__}, not a state dict")
-                self._tensors = _flatten(tree)
+                self._entries = _flatten(tree)
             except ValueError as error:
                 raise ValueError(f"{self.path} is not a valid PyTorch checkpoint: "
                                  f"{error}") from None
-        if not self._tensors:
+        if not self._entries:
             raise ValueError(f"{self.path} holds no tensors")
-        for name, tensor in self._tensors.items():
+        for name, tensor in self._entries.items():
             start, size = self._extent(tensor)
             if start + size > tensor.storage.nbytes:
                 raise ValueError(f"{self.path} is corrupt: {name!r} runs past the end of its "
@@ -445,31 +446,15 @@ class TorchCheckpoint(collections.abc.Mapping):
     def __repr__(self):
         return f"TorchCheckpoint({self.path!r}, {len(self)} tensors)"
 
-    def __len__(self):
-        return len(self._tensors)
-
-    def __iter__(self):
-        return iter(self._tensors)
-
-    def __contains__(self, name):
-        return name in self._tensors
-
-    def variables(self):
-        """[(name, shape)] in the file's order."""
-        return [(name, tensor.shape) for name, tensor in self._tensors.items()]
-
-    def shape(self, name) -> tuple:
-        return self._tensor(name).shape
-
     def dtype(self, name) -> np.dtype:
         """The dtype `self[name]` will have (float32 for bfloat16)."""
-        dtype = self._tensor(name).dtype
+        dtype = self._entry(name).dtype
         if dtype.name == "bfloat16":
             return np.dtype(np.float32)
         return self._stored_dtype(name, dtype).newbyteorder("=")
 
     def __getitem__(self, name) -> np.ndarray:
-        tensor = self._tensor(name)
+        tensor = self._entry(name)
         stored = self._stored_dtype(name, tensor.dtype)
         if math.prod(tensor.shape) == 0:
             return np.empty(tensor.shape, self.dtype(name))
@@ -482,17 +467,8 @@ class TorchCheckpoint(collections.abc.Mapping):
         if array.size != span.size or not array.flags.c_contiguous:
             array = array.copy()  # a strided view: keep only its elements
         if tensor.dtype.name == "bfloat16":
-            return (array.astype(np.uint32) << 16).view(np.float32)
+            return bfloat16_to_float32(array)
         return array.astype(stored.newbyteorder("="), copy=False)
-
-    def _tensor(self, name):
-        try:
-            return self._tensors[name]
-        except KeyError:
-            close = difflib.get_close_matches(str(name), self._tensors, n=3)
-            hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
-            raise KeyError(f"no tensor {name!r} in PyTorch checkpoint {self.path}{hint}") \
-                from None
 
     def _stored_dtype(self, name, dtype):
         if dtype.numpy is None:

@@ -58,6 +58,25 @@ def attention_normalize(logits, mask=None, method="softmax", length_floor=1, bia
     return ops.softmax(logits, axis=-1)
 
 
+def update_cache(cache, index, key, value):
+    """Writes this step's keys and values into a static KV cache at position `index`.
+
+    Args:
+        cache: `(key_cache, value_cache)`, each `(batch, max_len, ...)`.
+        index: int scalar, the sequence position of `key[:, 0]`.
+        key, value: `(batch, seq, ...)` for the current tokens.
+
+    Returns:
+        The updated `(key_cache, value_cache)`, which the current queries attend over.
+    """
+    key_cache, value_cache = cache
+    start = [0, index] + [0] * (len(key_cache.shape) - 2)
+    return (
+        ops.slice_update(key_cache, start, ops.cast(key, key_cache.dtype)),
+        ops.slice_update(value_cache, start, ops.cast(value, value_cache.dtype)),
+    )
+
+
 @keras.saving.register_keras_serializable(package="kerasformer")
 class MultiHeadAttention(keras.layers.Layer):
     """Multi-head self-attention in the layout of the original checkpoints.
@@ -170,11 +189,8 @@ class MultiHeadAttention(keras.layers.Layer):
         if rotary_embeddings is not None:
             query, key = apply_rotary_position_embeddings(rotary_embeddings, query, key)
         if cache is not None:
-            key_cache, value_cache = cache
-            start = [0, cache_update_index, 0, 0]
-            key = ops.slice_update(key_cache, start, ops.cast(key, key_cache.dtype))
-            value = ops.slice_update(value_cache, start, ops.cast(value, value_cache.dtype))
-            cache = (key, value)  # (batch, max_len, heads, size)
+            cache = key, value = update_cache(cache, cache_update_index, key, value)
+            # (batch, max_len, heads, key_size), (batch, max_len, heads, head_size)
 
         logits = ops.einsum("bqhd,bkhd->bhqk", query, ops.cast(key, query.dtype))
         if self.attention_scale:

@@ -3,7 +3,7 @@ import keras
 from keras import ops
 
 from kerasformer.layers.activations import get_activation, serialize_activation
-from kerasformer.layers.attention import NORMALIZATIONS, attention_normalize
+from kerasformer.layers.attention import NORMALIZATIONS, attention_normalize, update_cache
 from kerasformer.layers.normalization import ScaleOffset
 from kerasformer.layers.rotary import apply_rotary_position_embeddings
 
@@ -118,10 +118,8 @@ class GatedAttentionUnit(keras.layers.Layer):
         if rotary_embeddings is not None:
             query, key = apply_rotary_position_embeddings(rotary_embeddings, query, key)
         if cache is not None:
-            key_cache, value_cache = cache
-            key = ops.slice_update(key_cache, [0, cache_update_index, 0], ops.cast(key, key_cache.dtype))
-            v = ops.slice_update(value_cache, [0, cache_update_index, 0], ops.cast(v, value_cache.dtype))
-            cache = (key, v)  # (batch, max_len, key_size), (batch, max_len, units)
+            cache = key, v = update_cache(cache, cache_update_index, key, v)
+            # (batch, max_len, key_size), (batch, max_len, units)
 
         logits = ops.einsum("bqd,bkd->bqk", query, ops.cast(key, query.dtype))
         if self.attention_scale:
