@@ -170,6 +170,13 @@ class MultiHeadAttention(keras.layers.Layer):
             dense.build(input_shape)
         self.o_dense.build(tuple(input_shape[:-1]) + (self.heads * self.head_size,))
 
+    def init_cache(self, batch_size, max_length):
+        """Zero `(key_cache, value_cache)` for decoding `max_length` positions."""
+        return (
+            ops.zeros((batch_size, max_length, self.heads, self.key_size), self.compute_dtype),
+            ops.zeros((batch_size, max_length, self.heads, self.head_size), self.compute_dtype),
+        )
+
     def _split_heads(self, x, size):
         return ops.reshape(x, tuple(ops.shape(x)[:-1]) + (self.heads, size))
 

@@ -102,6 +102,13 @@ class GatedAttentionUnit(keras.layers.Layer):
         )
         self.o_dense.build(tuple(input_shape[:-1]) + (self.units,))
 
+    def init_cache(self, batch_size, max_length):
+        """Zero `(key_cache, value_cache)` for decoding `max_length` positions."""
+        return (
+            ops.zeros((batch_size, max_length, self.key_size), self.compute_dtype),
+            ops.zeros((batch_size, max_length, self.units), self.compute_dtype),
+        )
+
     def call(
         self,
         inputs,

@@ -146,6 +146,8 @@ class Transformer:
         self.name = name
         self.dtype = dtype
         self.layers = {}  # prefixed name -> layer, in creation order
+        self.attention_layers = {}  # block index -> its (cache-holding) attention layer
+        self.compiled_functions = {}  # compiled decoding / encoding, by shape bucket
         self.inputs = self.outputs = self.model = None
         self.load_report = None
 
@@ -176,6 +178,7 @@ class Transformer:
 
     def call_attention(self, layer, x, index, context):
         """Calls an attention layer of block `index`, threading its KV cache."""
+        self.attention_layers[index] = layer
         kwargs = {"attention_mask": context.attention_mask}
         if context.rotary_embeddings is not None:
             kwargs["rotary_embeddings"] = context.rotary_embeddings
@@ -198,9 +201,14 @@ class Transformer:
     def compute_context(self, inputs):
         """The attention mask (and position tables) shared by all blocks."""
         mask = self.layer("Attention-Mask", AttentionMask, application=self.application)
-        return ForwardContext(
+        context = ForwardContext(
             attention_mask=mask(inputs["token_ids"], inputs.get("segment_ids"))
         )
+        return self.add_positions(context, inputs)
+
+    def add_positions(self, context, inputs):
+        """Adds the position tables the blocks need (RoPE) to `context`."""
+        return context
 
     def apply_embeddings(self, inputs, context):
         raise NotImplementedError
@@ -218,6 +226,45 @@ class Transformer:
         for index in range(self.num_hidden_layers):
             x = self.apply_main_layers(x, index, context)
         return self.apply_final_layers(x, context)
+
+    def call_with_cache(self, inputs, attention_mask, caches, cache_update_index):
+        """Runs the embeddings and blocks on new tokens, reading and filling KV caches.
+
+        The one forward pass of decoding: the same layers as the Keras model, on
+        explicit positions and masks, so any family decodes with one loop.
+
+        Args:
+            inputs: dict with `token_ids`, `segment_ids` (if the family has
+                segments) and `position_ids`, each `(batch, new_tokens)`.
+            attention_mask: bool `(batch, new_tokens or 1, cache_length)`.
+            caches: list of per-block caches from `init_caches`.
+            cache_update_index: int scalar, cache position of the first new token.
+
+        Returns:
+            `(hidden states (batch, new_tokens, hidden_size), updated caches)`.
+        """
+        context = ForwardContext(
+            attention_mask=attention_mask,
+            caches=list(caches),
+            cache_update_index=cache_update_index,
+        )
+        context = self.add_positions(context, inputs)
+        x = self.apply_embeddings(inputs, context)
+        for index in range(self.num_hidden_layers):
+            x = self.apply_main_layers(x, index, context)
+        return x, context.caches
+
+    def init_caches(self, batch_size, max_length):
+        """Zero KV caches for `call_with_cache`, one per block."""
+        self.build()
+        return [
+            self.attention_layers[index].init_cache(batch_size, max_length)
+            for index in range(self.num_hidden_layers)
+        ]
+
+    def mlm_logits(self, x):
+        """Vocabulary logits of hidden states `x` through the (tied) MLM head."""
+        raise NotImplementedError(f"{self.family} has no MLM head")
 
     def build(self):
         """Creates the functional `keras.Model` (once) and returns it."""

@@ -213,7 +213,7 @@ class BERT(Transformer):
             )(x)
         return x
 
-    def apply_mlm(self, x):
+    def mlm_logits(self, x):
         x = self.layer(
             "MLM-Dense",
             keras.layers.Dense,
@@ -223,11 +223,13 @@ class BERT(Transformer):
         )(x)
         x = self.layer("MLM-Norm", LayerNormalization, epsilon=MLM_NORM_EPSILON)(x)
         x = self.token_embedding()(x, mode="dense")  # (batch, seq, vocab_size)
-        x = self.layer("MLM-Bias", ScaleOffset, scale=False)(x)
+        return self.layer("MLM-Bias", ScaleOffset, scale=False)(x)
+
+    def apply_mlm(self, x):
         activation = "softmax" if self.with_mlm is True else self.with_mlm
         return self.layer(
             "MLM-Activation", keras.layers.Activation, activation=activation, dtype="float32"
-        )(x)
+        )(self.mlm_logits(x))
 
     def apply_final_layers(self, x, context):
         heads = []

@@ -27,8 +27,7 @@ class RoFormer(BERT):
         )
         return table(token_ids, position_ids=position_ids)  # (batch or 1, seq, key_size)
 
-    def compute_context(self, inputs):
-        context = super().compute_context(inputs)
+    def add_positions(self, context, inputs):
         context.rotary_embeddings = self.rotary_embeddings(
             inputs["token_ids"], inputs.get("position_ids")
         )

@@ -80,19 +80,21 @@ class RoFormerV2(RoFormer):
         x = self.norm_layer("Embedding-Norm")(x)
         return self.map_embeddings(x)  # (batch, seq, hidden_size)
 
-    def apply_mlm(self, x):
+    def mlm_logits(self, x):
         if self.embedding_size != self.hidden_size:
             x = self.layer(
                 "Output-Mapping", keras.layers.Dense, units=self.embedding_size,
                 use_bias=False, kernel_initializer=self.initializer,
             )(x)
         x = self.dropout(x, "Output-MLM-Dropout")
-        x = self.token_embedding()(x, mode="dense")  # (batch, seq, vocab_size)
+        return self.token_embedding()(x, mode="dense")  # (batch, seq, vocab_size)
+
+    def apply_mlm(self, x):
         activation = "softmax" if self.with_mlm is True else self.with_mlm
         return self.layer(
             "Output-MLM-Activation", keras.layers.Activation, activation=activation,
             dtype="float32",
-        )(x)
+        )(self.mlm_logits(x))
 
     def weight_map(self, layout="tf"):
         return roformer_v2.weight_map(layout, self.num_hidden_layers, self.vocab_transform())
