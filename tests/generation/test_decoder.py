@@ -1,0 +1,167 @@
+"""The decode loop: cache correctness, parity with bert4keras' decoder, sampling."""
+import collections
+import json
+
+import keras
+import numpy as np
+import pytest
+
+import kerasformer as kf
+from kerasformer.generation import AutoRegressiveDecoder
+from tests.conftest import FIXTURES
+from tests.helpers import to_numpy
+
+MODELS = FIXTURES / "models"
+SIMILARITY_FIXTURES = ["bert", "bert_factorized", "roformer", "roformer_factorized"]
+
+
+def load(fixture, application="unilm", **kwargs):
+    family = json.loads((MODELS / fixture / "cases.json").read_text())["model"]
+    if family == "roformer":
+        kwargs.setdefault("layer_norm_epsilon", 1e-7)  # bert4keras 0.11.5, as the fixtures
+    return kf.build_transformer_model(
+        MODELS / fixture / "bert_config.json", MODELS / fixture / "bert_model.ckpt",
+        model=family, application=application, with_pool="linear",
+        return_keras_model=False, **kwargs,
+    )
+
+
+@pytest.mark.backends
+@pytest.mark.parametrize("application", ["unilm", "lm"])
+def test_cached_logits_equal_a_full_forward_pass(application):
+    """Every step's next-token logits equal those of the uncached model on the
+    whole sequence, for prefixes of different lengths padded into one batch."""
+    transformer = load("roformer", application, with_mlm="linear")
+    decoder = AutoRegressiveDecoder(transformer, end_id=3)
+    prefixes = [[2, 40, 41, 42, 43, 3], [2, 77, 3]]
+    targets = np.array([[50, 51, 52, 53], [60, 61, 62, 63]], np.int32)
+    token_ids, lengths = decoder._pad_prefixes(prefixes, maxlen=4)
+    width = token_ids.shape[1]
+    logits, caches, key_valid = decoder._encode_prefix(token_ids, lengths, 4)
+    steps = [to_numpy(logits)]
+    for step in range(1, 4):
+        logits, key_valid, caches = decoder._decode_step(
+            targets, step, lengths, key_valid, caches, width
+        )
+        steps.append(to_numpy(logits))
+    segment = 1 if application == "unilm" else 0
+    for row, prefix in enumerate(prefixes):
+        ids = np.array([prefix + list(targets[row])])
+        segments = np.array([[0] * len(prefix) + [segment] * 4])
+        full = to_numpy(transformer.model([ids, segments])[1])[0]
+        for step in range(4):
+            np.testing.assert_allclose(steps[step][row], full[len(prefix) - 1 + step], atol=1e-4)
+
+
+def grouped_cases(fixture):
+    """bert4keras' beam-search results, grouped into batches sharing settings."""
+    data = json.loads((MODELS / fixture / "generation.json").read_text(encoding="utf-8"))
+    groups = collections.defaultdict(list)
+    for case in data["beam_search"]:
+        key = (case["beam"], case["end_id"], case["maxlen"], case["minlen"], case["min_ends"])
+        groups[key].append(case)
+    return groups
+
+
+@pytest.mark.backends
+@pytest.mark.parametrize("fixture", SIMILARITY_FIXTURES)
+def test_greedy_and_beam_search_match_bert4keras(fixture):
+    transformer = load(fixture)
+    for (beam, end_id, maxlen, minlen, min_ends), cases in grouped_cases(fixture).items():
+        decoder = AutoRegressiveDecoder(transformer, end_id=end_id, min_ends=min_ends)
+        prefixes = [case["token_ids"] for case in cases]
+        if beam == 1:
+            outputs = decoder.greedy(prefixes, maxlen=maxlen, minlen=minlen)
+        else:
+            outputs = decoder.beam_search(prefixes, beam=beam, maxlen=maxlen, minlen=minlen)
+        for case, output in zip(cases, outputs):
+            assert output.tolist() == case["output_ids"], (beam, end_id, minlen, min_ends, case["text"])
+
+
+def test_sampling_with_topk_1_is_greedy():
+    decoder = AutoRegressiveDecoder(load("bert"), end_id=3)
+    prefixes = [[2, 10, 11, 12, 3], [2, 13, 3]]
+    greedy = decoder.greedy(prefixes, maxlen=10)
+    samples = decoder.random_sample(prefixes, n=4, maxlen=10, topk=1, seed=7)
+    for expected, rows in zip(greedy, samples):
+        assert all(row.tolist() == expected.tolist() for row in rows)
+
+
+def flat_model():
+    """A fresh model with BERT's small initial weights: nearly uniform predictions."""
+    return kf.build_transformer_model(
+        vocab_size=60, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=32, hidden_act="gelu", application="unilm",
+        return_keras_model=False,
+    )
+
+
+def test_samples_differ_and_seeds_reproduce():
+    decoder = AutoRegressiveDecoder(flat_model(), end_id=3)
+    prefix = [[2, 20, 21, 3]]
+    first = decoder.random_sample(prefix, n=8, maxlen=6, seed=1)[0]
+    assert len({tuple(row) for row in first}) > 1
+    again = decoder.random_sample(prefix, n=8, maxlen=6, seed=1)[0]
+    assert [r.tolist() for r in first] == [r.tolist() for r in again]
+    other = decoder.random_sample(prefix, n=8, maxlen=6, seed=2)[0]
+    assert [r.tolist() for r in first] != [r.tolist() for r in other]
+    for options in ({"topk": 3}, {"topp": 0.2}, {"topk": 10, "topp": 0.5, "temperature": 0.7}):
+        rows = decoder.random_sample(prefix, n=8, maxlen=6, seed=3, **options)[0]
+        assert all(len(row) == 6 or row[-1] == 3 for row in rows)
+
+
+def test_topp_and_topk_restrict_the_candidates():
+    decoder = AutoRegressiveDecoder(flat_model(), end_id=3)
+    prefix = [[2, 20, 21, 3]]
+    logits, _, _ = decoder._encode_prefix(*decoder._pad_prefixes(prefix, 1), 1)
+    order = np.argsort(-to_numpy(logits)[0])
+    samples = decoder.random_sample(prefix, n=64, maxlen=1, topk=2, seed=0)[0]
+    assert {int(row[0]) for row in samples} <= set(order[:2].tolist())
+    samples = decoder.random_sample(prefix, n=64, maxlen=1, topp=1e-6, seed=0)[0]
+    assert {int(row[0]) for row in samples} == {int(order[0])}
+
+
+def test_minlen_and_finished_rows():
+    decoder = AutoRegressiveDecoder(load("roformer"), end_id=48)
+    greedy = decoder.greedy([[2, 10, 11, 3]], maxlen=12, minlen=1)[0]
+    assert greedy[-1] == 48 and len(greedy) < 12
+    longer = decoder.greedy([[2, 10, 11, 3]], maxlen=12, minlen=len(greedy) + 1)[0]
+    assert len(longer) > len(greedy)
+
+
+def test_compiled_once_per_shape_bucket():
+    if keras.config.backend() == "torch":
+        pytest.skip("torch runs eagerly")
+    transformer = load("bert")
+    decoder = AutoRegressiveDecoder(transformer, end_id=3)
+    traces = []
+    original = transformer.call_with_cache
+
+    def counting(*args, **kwargs):
+        traces.append(1)
+        return original(*args, **kwargs)
+
+    transformer.call_with_cache = counting
+    decoder.random_sample([[2, 5, 6, 3]], n=2, maxlen=5, topk=3, seed=0)
+    first = len(traces)
+    decoder.random_sample([[2, 7, 8, 9, 3]], n=2, maxlen=5, topk=3, seed=1)  # same bucket
+    assert len(traces) == first
+    AutoRegressiveDecoder(transformer, end_id=9).random_sample([[2, 5, 3]], n=2, maxlen=5, topk=3)
+    assert len(traces) == first  # a new end token is an input, not a recompilation
+    assert len(transformer.compiled_functions) == 1
+
+
+def test_bad_arguments_are_named():
+    decoder = AutoRegressiveDecoder(load("bert"), end_id=3)
+    with pytest.raises(ValueError, match="prefix 1 is empty"):
+        decoder.greedy([[2, 3], []], maxlen=4)
+    with pytest.raises(ValueError, match="outside"):
+        decoder.greedy([[2, 100000]], maxlen=4)
+    with pytest.raises(ValueError, match="topp"):
+        decoder.random_sample([[2, 3]], n=1, maxlen=4, topp=1.5)
+    with pytest.raises(ValueError, match="maxlen"):
+        decoder.greedy([[2, 3]], maxlen=0)
+    with pytest.raises(ValueError, match="exceeds the 64 learned positions"):
+        decoder.greedy([[2] + [5] * 60], maxlen=10)
+    with pytest.raises(ValueError, match="application"):
+        AutoRegressiveDecoder(load("bert", "encoder"), end_id=3)
