@@ -4,37 +4,30 @@ import os
 import sys
 
 
+def _load(args):
+    from kerasformer.models import load
+
+    return load(args.model, family=args.family)
+
+
+def _similar(args):
+    sim = _load(args)
+    options = {"n": args.n, "k": args.k, "maxlen": args.maxlen, "seed": args.seed}
+    if args.topk is not None:
+        options["topk"] = args.topk
+    if args.topp is not None:
+        options["topp"] = args.topp
+    for sentence, score in sim.similar(args.text, **options):
+        print(f"{score:.4f}\t{sentence}")
+
+
 def _encode(args):
     import numpy as np
 
-    from kerasformer.models.builder import build_transformer_model
-    from kerasformer.tokenizers import Tokenizer
-
-    texts = args.texts
-    for index, text in enumerate(texts):
-        if not text.strip():
-            raise ValueError(f"text {index + 1} is empty")
-    directory = args.model
-    config = os.path.join(directory, "bert_config.json")
-    vocab = os.path.join(directory, "vocab.txt")
-    for path in (config, vocab):
-        if not os.path.isfile(path):
-            raise FileNotFoundError(
-                f"{directory!r} is not an original checkpoint directory: "
-                f"{os.path.basename(path)} is missing"
-            )
-    tokenizer = Tokenizer(vocab, do_lower_case=True)
-    model = build_transformer_model(
-        config, os.path.join(directory, "bert_model.ckpt"), model=args.family,
-        with_pool="linear",
-    )
-    batch = [tokenizer.encode(text, maxlen=args.maxlen)[0] for text in texts]
-    length = max(len(ids) for ids in batch)
-    token_ids = np.array([ids + [0] * (length - len(ids)) for ids in batch], dtype="int32")
-    vectors = np.asarray(model.predict([token_ids, np.zeros_like(token_ids)], verbose=0))
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    sim = _load(args)
+    vectors = sim.encode(args.texts)
     np.set_printoptions(precision=4, suppress=True)
-    for text, vector in zip(texts, vectors):
+    for text, vector in zip(args.texts, vectors):
         print(f"{text}\t{vector[:6]} ... ({len(vector)} dims)")
     print("cosine similarity:")
     print(vectors @ vectors.T)
@@ -43,16 +36,34 @@ def _encode(args):
 def build_parser():
     parser = argparse.ArgumentParser(prog="kerasformer", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
+
+    def add_model_arguments(command):
+        command.add_argument(
+            "--model", required=True,
+            help="checkpoint directory in the original release layout "
+                 "(bert_config.json, bert_model.ckpt.*, vocab.txt)",
+        )
+        command.add_argument("--family", default="roformer-sim",
+                             help="roformer-sim (default) or simbert")
+
+    similar = commands.add_parser(
+        "similar", help="generate sentences similar to TEXT, ranked by cosine similarity"
+    )
+    similar.add_argument("text")
+    add_model_arguments(similar)
+    similar.add_argument("-n", type=int, default=100, help="sentences to generate (100)")
+    similar.add_argument("-k", type=int, default=20, help="sentences to print (20)")
+    similar.add_argument("--maxlen", type=int, default=32, help="most generated tokens (32)")
+    similar.add_argument("--topk", type=int, help="sample among the k most likely tokens")
+    similar.add_argument("--topp", type=float, help="nucleus sampling threshold")
+    similar.add_argument("--seed", type=int, help="random seed")
+    similar.set_defaults(run=_similar)
+
     encode = commands.add_parser(
-        "encode", help="sentence vectors ([CLS] linear pooler) of texts, and their cosines"
+        "encode", help="L2-normalised sentence vectors of TEXTS and their cosines"
     )
-    encode.add_argument("texts", nargs="+", help="texts to encode")
-    encode.add_argument(
-        "--model", required=True,
-        help="directory of an original checkpoint (bert_config.json, bert_model.ckpt.*, vocab.txt)",
-    )
-    encode.add_argument("--family", default="roformer", help="bert, roberta or roformer")
-    encode.add_argument("--maxlen", type=int, default=64, help="tokens per text")
+    encode.add_argument("texts", nargs="+")
+    add_model_arguments(encode)
     encode.set_defaults(run=_encode)
     return parser
 

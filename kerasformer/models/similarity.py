@@ -1,0 +1,209 @@
+"""The SimBERT / RoFormer-Sim task: sentence vectors and similar-sentence generation.
+
+Both models are a BERT-layout encoder built with `application="unilm",
+with_pool="linear"`: the linear pooler on [CLS] gives the sentence vector (each text
+encoded alone, segment 0 — under the UniLM mask this equals the source part of any
+seq2seq input), and the MLM head generates paraphrases of a source text as segment 1
+(https://kexue.fm/archives/7427, https://kexue.fm/archives/8454).
+"""
+import keras
+import numpy as np
+
+from kerasformer.generation import AutoRegressiveDecoder
+from kerasformer.generation.compile import compile_model_function
+
+# Token lengths are padded up to a multiple of this, so encoding reuses compilations.
+LENGTH_BUCKET = 16
+
+
+class SimilarityModel:
+    """Sentence similarity and paraphrase generation with SimBERT or RoFormer-Sim.
+
+    Usually obtained from `kerasformer.models.load(...)`.
+
+    Args:
+        transformer: the model family, built with application "unilm" and a linear
+            pooler (its Keras model outputs `[pooled, probabilities]`).
+        tokenizer: the matching `kerasformer.tokenizers.Tokenizer`.
+        text_maxlen: int. Tokens kept of each input text, [CLS] and [SEP] included.
+        sampling: dict. Sampling options `similar()` uses by default: the original
+            recipes sample SimBERT with `topk=5` and RoFormer-Sim with `topp=0.95`.
+
+    Attributes:
+        model: the Keras model, outputs `[pooled, probabilities]`.
+        encoder: a Keras model of the same layers that outputs only the pooled vectors.
+    """
+
+    def __init__(self, transformer, tokenizer, text_maxlen=64, sampling=None):
+        if transformer.application != "unilm" or not transformer.with_pool:
+            raise ValueError(
+                "a similarity model is a UniLM model with a pooler: build it with "
+                "application='unilm', with_pool='linear'"
+            )
+        if tokenizer.end_id is None:
+            raise ValueError("the tokenizer's vocabulary has no end token ([SEP])")
+        self.transformer = transformer
+        self.tokenizer = tokenizer
+        self.text_maxlen = text_maxlen
+        self.sampling = dict(sampling or {})
+        self.model = transformer.build()
+        self.encoder = keras.Model(self.model.inputs, self.model.outputs[0])
+        self.decoder = AutoRegressiveDecoder(transformer, end_id=tokenizer.end_id)
+
+    # -------------------------------------------------------------- vectors
+
+    def encode(self, texts, batch_size=64):
+        """L2-normalised sentence vectors of `texts`, each encoded alone (segment 0).
+
+        Args:
+            texts: a string or a list of strings (at most `text_maxlen` tokens of each
+                are used).
+            batch_size: int. Texts per compiled call; texts are batched by length.
+
+        Returns:
+            float32 array `(len(texts), hidden_size)` (a 1-D vector for one string).
+        """
+        single = isinstance(texts, str)
+        texts = _check_texts([texts] if single else texts)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size!r}")
+        encoded = [self.tokenizer.encode(text, maxlen=self.text_maxlen)[0] for text in texts]
+        vectors = np.zeros((len(texts), self.transformer.hidden_size), np.float32)
+        order = np.argsort([len(ids) for ids in encoded], kind="stable")
+        for start in range(0, len(order), batch_size):
+            rows = order[start:start + batch_size]
+            vectors[rows] = self._pooled([encoded[i] for i in rows])
+        vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        return vectors[0] if single else vectors
+
+    def _pooled(self, batch):
+        """Pooled vectors of token-id lists, padded to a bucket shape."""
+        width = -(-max(len(ids) for ids in batch) // LENGTH_BUCKET) * LENGTH_BUCKET
+        rows = 1 << (len(batch) - 1).bit_length()  # a power of two: few batch shapes
+        token_ids = np.zeros((rows, width), np.int32)
+        for row, ids in enumerate(batch):
+            token_ids[row, :len(ids)] = ids
+        key = ("encode",)
+        if key not in self.transformer.compiled_functions:
+            self.transformer.compiled_functions[key] = compile_model_function(
+                lambda token_ids, segment_ids: self.encoder([token_ids, segment_ids]),
+                self.model.variables,
+            )
+        pooled = self.transformer.compiled_functions[key](token_ids, np.zeros_like(token_ids))
+        return keras.ops.convert_to_numpy(keras.ops.cast(pooled, "float32"))[:len(batch)]
+
+    def search(self, queries, corpus, k=10, batch_size=64):
+        """The `k` corpus entries closest to each query by cosine similarity.
+
+        Args:
+            queries: a string or a list of strings.
+            corpus: a list of strings, or their vectors from `encode` (reuse them to
+                search one corpus many times).
+            k: int. Results per query (at most the corpus size).
+            batch_size: int. Encoding batch size.
+
+        Returns:
+            `(indices, scores)`: int64 and float32 arrays `(len(queries), k)`, best
+            first (1-D for a single string query).
+        """
+        single = isinstance(queries, str)
+        query_vectors = np.atleast_2d(self.encode(queries, batch_size))
+        if isinstance(corpus, np.ndarray):
+            corpus_vectors = corpus.astype(np.float32, copy=False)
+            if corpus_vectors.ndim != 2 or corpus_vectors.shape[1] != query_vectors.shape[1]:
+                raise ValueError(
+                    f"corpus vectors must have shape (n, {query_vectors.shape[1]}), "
+                    f"got {corpus_vectors.shape}"
+                )
+        else:
+            corpus_vectors = self.encode(list(corpus), batch_size)
+        if len(corpus_vectors) == 0:
+            raise ValueError("the corpus is empty")
+        if k < 1:
+            raise ValueError(f"k must be positive, got {k!r}")
+        k = min(k, len(corpus_vectors))
+        scores = query_vectors @ corpus_vectors.T
+        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        top_scores = np.take_along_axis(scores, top, axis=1)
+        order = np.argsort(-top_scores, axis=1, kind="stable")
+        indices = np.take_along_axis(top, order, axis=1).astype(np.int64)
+        top_scores = np.take_along_axis(top_scores, order, axis=1)
+        return (indices[0], top_scores[0]) if single else (indices, top_scores)
+
+    # ----------------------------------------------------------- generation
+
+    def generate(self, text, n=1, topk=None, topp=None, beam=None, maxlen=32, minlen=1,
+                 mask_idxs=None, seed=None, temperature=1.0):
+        """Sentences generated from `text` by the UniLM head.
+
+        Args:
+            text: str. The source sentence.
+            n: int. Number of random samples (ignored with `beam`).
+            topk, topp, temperature: sampling restrictions (see
+                `AutoRegressiveDecoder.random_sample`); both None samples from the
+                whole distribution.
+            beam: int. Beam size: return the single best beam, like bert4keras'
+                `beam_search` (beam=1 is greedy decoding).
+            maxlen: int. Most tokens to generate.
+            minlen: int. Fewest tokens before [SEP] ends a sentence.
+            mask_idxs: positions of the encoded source (0 is [CLS]) to replace by
+                [MASK], which steers RoFormer-Sim's variations.
+            seed: int. The same seed gives the same samples.
+
+        Returns:
+            list of str: `n` samples, or the best beam alone.
+        """
+        (text,) = _check_texts([text])
+        token_ids, _ = self.tokenizer.encode(text, maxlen=self.text_maxlen)
+        for index in mask_idxs or ():
+            if not -len(token_ids) <= index < len(token_ids):
+                raise ValueError(
+                    f"mask index {index} is outside the {len(token_ids)} source tokens"
+                )
+            if self.tokenizer.mask_id is None:
+                raise ValueError("the vocabulary has no [MASK] token")
+            token_ids[index] = self.tokenizer.mask_id
+        if beam is not None:
+            (ids,) = self.decoder.beam_search(
+                [token_ids], beam=beam, maxlen=maxlen, minlen=minlen, temperature=temperature
+            )
+            return [self.tokenizer.decode(ids.tolist())]
+        (samples,) = self.decoder.random_sample(
+            [token_ids], n=n, maxlen=maxlen, minlen=minlen, topk=topk, topp=topp,
+            temperature=temperature, seed=seed,
+        )
+        return [self.tokenizer.decode(ids.tolist()) for ids in samples]
+
+    def similar(self, text, n=100, k=20, **generate_kwargs):
+        """Paraphrases of `text` ranked by cosine similarity (bert4keras' gen_synonyms).
+
+        Generates `n` sentences (with the model's recipe sampling unless
+        `generate_kwargs` say otherwise), drops duplicates, empty ones and the input
+        itself, and keeps the `k` closest to the input.
+
+        Returns:
+            list of `(sentence, cosine)` pairs, best first.
+        """
+        (text,) = _check_texts([text])
+        options = {**self.sampling, **generate_kwargs}
+        generated = self.generate(text, n=n, **options)
+        candidates = [s for s in dict.fromkeys(generated) if s != text and s.strip()]
+        if not candidates:
+            return []
+        vectors = self.encode([text] + candidates)
+        scores = vectors[1:] @ vectors[0]
+        order = np.argsort(-scores, kind="stable")[:k]
+        return [(candidates[i], float(scores[i])) for i in order]
+
+
+def _check_texts(texts):
+    if isinstance(texts, np.ndarray):
+        texts = texts.tolist()
+    if not isinstance(texts, (list, tuple)):
+        raise TypeError(f"texts must be a string or a list of strings, got {type(texts).__name__}")
+    for index, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"text {index} is a {type(text).__name__}, not a string")
+        if not text.strip():
+            raise ValueError(f"text {index} is empty")
+    return list(texts)

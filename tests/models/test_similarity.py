@@ -1,0 +1,109 @@
+"""The SimBERT / RoFormer-Sim task and `kerasformer.models.load`."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+import kerasformer as kf
+from kerasformer.models.similarity import SimilarityModel
+from kerasformer.tokenizers import Tokenizer
+from tests.conftest import FIXTURES
+from tests.generation.test_decoder import SIMILARITY_FIXTURES, load as load_transformer
+
+MODELS = FIXTURES / "models"
+
+
+def task(fixture):
+    """The task on a fixture, with bert4keras 0.11.5's numerics (as the references)."""
+    tokenizer = Tokenizer(MODELS / fixture / "vocab.txt", do_lower_case=True)
+    return SimilarityModel(load_transformer(fixture), tokenizer, text_maxlen=32)
+
+
+@pytest.mark.backends
+@pytest.mark.parametrize("fixture", SIMILARITY_FIXTURES)
+def test_encode_matches_bert4keras(fixture):
+    reference = json.loads((MODELS / fixture / "generation.json").read_text(encoding="utf-8"))
+    texts = [item["text"] for item in reference["encode"]]
+    vectors = task(fixture).encode(texts, batch_size=3)  # two batches of different shapes
+    expected = np.array([item["vector"] for item in reference["encode"]])
+    assert vectors.dtype == np.float32 and vectors.shape == expected.shape
+    assert np.abs(vectors - expected).max() <= 1e-4
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+
+
+def test_generate_and_similar():
+    sim = task("roformer")
+    reference = json.loads((MODELS / "roformer" / "generation.json").read_text(encoding="utf-8"))
+    case = next(c for c in reference["beam_search"] if c["beam"] == 3 and c["end_id"] == 3)
+    decoded = sim.tokenizer.decode(case["output_ids"])
+    assert sim.generate(case["text"], beam=3, maxlen=12) == [decoded]
+
+    samples = sim.generate("今天天气不错", n=5, topk=5, seed=3)
+    assert len(samples) == 5 and all(isinstance(s, str) for s in samples)
+    assert sim.generate("今天天气不错", n=5, topk=5, seed=3) == samples
+
+    results = sim.similar("今天天气不错", n=12, k=4, seed=1)
+    sentences = [s for s, _ in results]
+    scores = [score for _, score in results]
+    assert 0 < len(results) <= 4 and len(set(sentences)) == len(sentences)
+    assert "今天天气不错" not in sentences and scores == sorted(scores, reverse=True)
+    vectors = sim.encode(["今天天气不错"] + sentences)
+    np.testing.assert_allclose(scores, vectors[1:] @ vectors[0], atol=1e-5)
+
+
+def test_mask_idxs_replace_source_tokens_with_mask():
+    sim = task("bert")
+    token_ids, _ = sim.tokenizer.encode("今天天气不错", maxlen=32)
+    masked = list(token_ids)
+    masked[2] = masked[-2] = sim.tokenizer.mask_id
+    (expected,) = sim.decoder.greedy([masked], maxlen=8)
+    assert sim.generate("今天天气不错", beam=1, maxlen=8, mask_idxs=[2, -2]) == [
+        sim.tokenizer.decode(expected.tolist())
+    ]
+    with pytest.raises(ValueError, match="mask index 40"):
+        sim.generate("今天天气不错", mask_idxs=[40])
+
+
+def test_search():
+    sim = task("bert")
+    corpus = ["今天天气很好", "我们都是中国人", "他在家", "明天会下雨吗", "你好"]
+    queries = ["今天天气不错", "他们在家里"]
+    indices, scores = sim.search(queries, corpus, k=3)
+    brute = sim.encode(queries) @ sim.encode(corpus).T
+    assert indices.shape == scores.shape == (2, 3)
+    np.testing.assert_array_equal(indices, np.argsort(-brute, axis=1)[:, :3])
+    np.testing.assert_allclose(scores, np.sort(brute, axis=1)[:, ::-1][:, :3], atol=1e-6)
+    vectors = sim.encode(corpus)
+    single_indices, single_scores = sim.search("今天天气不错", vectors, k=10)
+    assert single_indices.shape == (5,)  # k is capped at the corpus size
+    np.testing.assert_array_equal(single_indices[:3], indices[0])
+
+
+def test_bad_text_input():
+    sim = task("bert")
+    with pytest.raises(ValueError, match="text 1 is empty"):
+        sim.encode(["你好", "   "])
+    with pytest.raises(ValueError, match="text 0 is empty"):
+        sim.generate("")
+    with pytest.raises(TypeError, match="not a string"):
+        sim.similar(None)
+    with pytest.raises(ValueError, match="corpus is empty"):
+        sim.search("你好", [])
+
+
+def test_load_a_release_directory(tmp_path):
+    sim = kf.models.load(MODELS / "roformer", family="RoFormer_Sim")
+    assert isinstance(sim, SimilarityModel) and sim.sampling == {"topp": 0.95}
+    assert kf.models.load(MODELS / "bert", family="simbert").sampling == {"topk": 5}
+    with pytest.raises(FileNotFoundError, match="no checkpoint directory"):
+        kf.models.load(tmp_path / "nowhere", family="simbert")
+    with pytest.raises(ValueError, match="pass family="):
+        kf.models.load(MODELS / "roformer")
+    with pytest.raises(ValueError, match="unknown family 'gpt'"):
+        kf.models.load(MODELS / "roformer", family="gpt")
+    partial = tmp_path / "partial"
+    shutil.copytree(MODELS / "roformer", partial)
+    (partial / "vocab.txt").unlink()
+    with pytest.raises(FileNotFoundError, match="missing vocab.txt"):
+        kf.models.load(partial, family="roformer-sim")
