@@ -23,6 +23,13 @@ NOT_SUPPORTED = (
     "t5", "t5.1.0", "t5.1.1", "mt5.1.1",
 )
 
+# Config-file keys the builder turns into constructor arguments; accepted as keyword
+# arguments too, as bert4keras merges both before reading them.
+CONFIG_KEYS = (
+    "max_position_embeddings", "hidden_dropout_prob", "attention_probs_dropout_prob",
+    "type_vocab_size",
+)
+
 # bert4keras build() options that kerasformer does not implement.
 UNSUPPORTED_OPTIONS = (
     "attention_caches", "layer_norm_cond", "layer_norm_cond_hidden_size",
@@ -81,7 +88,7 @@ def transformer_arguments(family, config, kwargs, config_path=None):
             f"bert4keras option(s) {', '.join(unsupported)} are not supported by "
             "kerasformer"
         )
-    unknown = sorted(set(kwargs) - accepted)
+    unknown = sorted(set(kwargs) - accepted - set(CONFIG_KEYS))
     if unknown:
         hints = []
         for name in unknown:

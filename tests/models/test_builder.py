@@ -40,6 +40,14 @@ def test_output_rule(heads, shapes):
     assert [tuple(o.shape) for o in outputs] == shapes
 
 
+def test_config_keys_work_as_keyword_arguments():
+    model = kf.build_transformer_model(
+        **TINY, max_position_embeddings=8, type_vocab_size=3, hidden_dropout_prob=0.2,
+        return_keras_model=False,
+    )
+    assert (model.max_position, model.segment_vocab_size, model.dropout_rate) == (8, 3, 0.2)
+
+
 def test_lm_and_unilm_force_the_mlm_head():
     for application in ("lm", "unilm"):
         model = kf.build_transformer_model(**TINY, application=application)
