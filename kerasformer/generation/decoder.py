@@ -386,18 +386,25 @@ class AutoRegressiveDecoder:
 
 
 def _sample_tokens(logits, uniforms, topk, use_topp, topp):
-    """Draws one token per row by inverse-CDF sampling with the given uniforms."""
+    """Draws one token per row by inverse-CDF sampling with the given uniforms.
+
+    Top-k keeps the k most probable tokens and renormalises; top-p then keeps, in
+    order of probability, the tokens up to and including the first at which the
+    cumulative mass reaches `topp` (bert4keras' rules).
+    """
     probabilities = ops.softmax(logits, axis=-1)  # (batch, vocab)
     candidates = None
     if topk is not None:
         probabilities, candidates = ops.top_k(probabilities, topk)  # sorted, descending
         probabilities = probabilities / ops.sum(probabilities, axis=-1, keepdims=True)
+        if use_topp:
+            before = ops.cumsum(probabilities, axis=-1) - probabilities
+            probabilities = ops.where(before < topp, probabilities, 0.0)
     elif use_topp:
-        probabilities, candidates = ops.top_k(probabilities, ops.shape(probabilities)[-1])
-    if use_topp:
-        # keep tokens up to and including the first whose cumulative mass reaches topp
-        before = ops.cumsum(probabilities, axis=-1) - probabilities
-        probabilities = ops.where(before < topp, probabilities, 0.0)
+        # No full sort of the vocabulary (slow under XLA on CPU): the same set is
+        # every token at least as probable as the nucleus threshold.
+        threshold = _nucleus_threshold(probabilities, topp)
+        probabilities = ops.where(probabilities >= threshold[:, None], probabilities, 0.0)
     cumulative = ops.cumsum(probabilities, axis=-1)
     threshold = uniforms * cumulative[:, -1]
     choice = ops.sum(ops.cast(cumulative <= threshold[:, None], "int32"), axis=-1)
@@ -405,6 +412,31 @@ def _sample_tokens(logits, uniforms, topk, use_topp, topp):
     if candidates is None:
         return choice
     return ops.cast(ops.take_along_axis(candidates, choice[:, None], axis=-1)[:, 0], "int32")
+
+
+def _nucleus_threshold(probabilities, topp):
+    """Per row, the largest t with `sum(p[p >= t]) >= topp`: the smallest probability
+    that top-p sampling keeps.
+
+    Found exactly by bisection over float32 bit patterns, which order non-negative
+    floats like their values: 31 masked sums instead of a sort.
+    """
+    probabilities = ops.cast(probabilities, "float32")  # the bisection runs on its bits
+    rows = ops.shape(probabilities)[0]
+    target = ops.minimum(topp, ops.sum(probabilities, axis=-1))  # topp=1 keeps all
+    low = ops.zeros((rows,), "int32")  # the bits of 0.0, which keeps every token
+    high = ops.full((rows,), 0x3F800001, "int32")  # just above 1.0, which keeps none
+
+    def halve(_, bounds):
+        low, high = bounds
+        middle = low + (high - low) // 2
+        threshold = ops.view(middle, "float32")[:, None]
+        mass = ops.sum(ops.where(probabilities >= threshold, probabilities, 0.0), axis=-1)
+        enough = mass >= target
+        return ops.where(enough, middle, low), ops.where(enough, high, middle)
+
+    low, _ = ops.fori_loop(0, 31, halve, (low, high))
+    return ops.view(low, "float32")
 
 
 def _gather_caches(caches, rows):

@@ -58,19 +58,22 @@ def attention_normalize(logits, mask=None, method="softmax", length_floor=1, bia
     return ops.softmax(logits, axis=-1)
 
 
-def update_cache(cache, index, key, value):
+def update_cache(cache, index, key, value, axis=1):
     """Writes this step's keys and values into a static KV cache at position `index`.
 
     Args:
-        cache: `(key_cache, value_cache)`, each `(batch, max_len, ...)`.
-        index: int scalar, the sequence position of `key[:, 0]`.
-        key, value: `(batch, seq, ...)` for the current tokens.
+        cache: `(key_cache, value_cache)`.
+        index: int scalar, the sequence position of the first new key.
+        key, value: the current tokens' keys and values, shaped like the caches
+            except along the sequence `axis`.
+        axis: int, the sequence axis of the caches.
 
     Returns:
         The updated `(key_cache, value_cache)`, which the current queries attend over.
     """
     key_cache, value_cache = cache
-    start = [0, index] + [0] * (len(key_cache.shape) - 2)
+    start = [0] * len(key_cache.shape)
+    start[axis] = index
     return (
         ops.slice_update(key_cache, start, ops.cast(key, key_cache.dtype)),
         ops.slice_update(value_cache, start, ops.cast(value, value_cache.dtype)),
@@ -107,7 +110,8 @@ class MultiHeadAttention(keras.layers.Layer):
         rotary_embeddings: `(batch or 1, seq, key_size)` sinusoid table; when given,
             queries and keys are rotated (RoPE) before the dot product.
         cache: optional `(key_cache, value_cache)` of shapes
-            `(batch, max_len, heads, key_size)` and `(batch, max_len, heads, head_size)`.
+            `(batch, heads, max_len, key_size)` and `(batch, heads, max_len, head_size)`
+            (head-major, so attending over the cache needs no transpose).
             The new keys/values are written at `cache_update_index` and the queries
             attend over the whole cache (mask what is not filled yet).
         cache_update_index: int scalar, where to write into the cache.
@@ -173,12 +177,13 @@ class MultiHeadAttention(keras.layers.Layer):
     def init_cache(self, batch_size, max_length):
         """Zero `(key_cache, value_cache)` for decoding `max_length` positions."""
         return (
-            ops.zeros((batch_size, max_length, self.heads, self.key_size), self.compute_dtype),
-            ops.zeros((batch_size, max_length, self.heads, self.head_size), self.compute_dtype),
+            ops.zeros((batch_size, self.heads, max_length, self.key_size), self.compute_dtype),
+            ops.zeros((batch_size, self.heads, max_length, self.head_size), self.compute_dtype),
         )
 
     def _split_heads(self, x, size):
-        return ops.reshape(x, tuple(ops.shape(x)[:-1]) + (self.heads, size))
+        x = ops.reshape(x, tuple(ops.shape(x)[:-1]) + (self.heads, size))
+        return ops.transpose(x, (0, 2, 1, 3))  # (batch, heads, seq, size)
 
     def call(
         self,
@@ -190,16 +195,17 @@ class MultiHeadAttention(keras.layers.Layer):
         cache_update_index=None,
         training=None,
     ):
-        query = self._split_heads(self.q_dense(inputs), self.key_size)  # (batch, seq, heads, key_size)
-        key = self._split_heads(self.k_dense(inputs), self.key_size)  # (batch, seq, heads, key_size)
-        value = self._split_heads(self.v_dense(inputs), self.head_size)  # (batch, seq, heads, head_size)
+        query = self._split_heads(self.q_dense(inputs), self.key_size)  # (batch, heads, seq, key_size)
+        key = self._split_heads(self.k_dense(inputs), self.key_size)  # (batch, heads, seq, key_size)
+        value = self._split_heads(self.v_dense(inputs), self.head_size)  # (batch, heads, seq, head_size)
         if rotary_embeddings is not None:
-            query, key = apply_rotary_position_embeddings(rotary_embeddings, query, key)
+            table = ops.expand_dims(rotary_embeddings, 1)  # over heads
+            query, key = apply_rotary_position_embeddings(table, query, key)
         if cache is not None:
-            cache = key, value = update_cache(cache, cache_update_index, key, value)
-            # (batch, max_len, heads, key_size), (batch, max_len, heads, head_size)
+            cache = key, value = update_cache(cache, cache_update_index, key, value, axis=2)
+            # (batch, heads, max_len, key_size), (batch, heads, max_len, head_size)
 
-        logits = ops.einsum("bqhd,bkhd->bhqk", query, ops.cast(key, query.dtype))
+        logits = ops.einsum("bhqd,bhkd->bhqk", query, ops.cast(key, query.dtype))
         if self.attention_scale:
             logits = logits / self.key_size**0.5
         if attention_mask is not None:
@@ -210,7 +216,7 @@ class MultiHeadAttention(keras.layers.Layer):
             logits, attention_mask, self.normalization, self.length_floor, attention_bias
         )  # (batch, heads, queries, keys), float32
         weights = self.dropout(ops.cast(weights, self.compute_dtype), training=training)
-        outputs = ops.einsum("bhqk,bkhd->bqhd", weights, ops.cast(value, weights.dtype))
+        outputs = ops.einsum("bhqk,bhkd->bqhd", weights, ops.cast(value, weights.dtype))
         outputs = ops.reshape(
             outputs, tuple(ops.shape(outputs)[:-2]) + (self.heads * self.head_size,)
         )

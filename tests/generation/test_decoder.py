@@ -165,3 +165,22 @@ def test_bad_arguments_are_named():
         decoder.greedy([[2] + [5] * 60], maxlen=10)
     with pytest.raises(ValueError, match="application"):
         AutoRegressiveDecoder(load("bert", "encoder"), end_id=3)
+
+
+@pytest.mark.backends
+def test_nucleus_threshold_matches_the_sorted_rule():
+    from kerasformer.generation.decoder import _nucleus_threshold
+
+    rng = np.random.default_rng(0)
+    scales = np.array([[0.1], [1], [3], [5], [8], [20]], "float32")
+    logits = rng.normal(size=(6, 300)).astype("float32") * scales
+    probabilities = to_numpy(keras.ops.softmax(logits, axis=-1))
+    for topp in (1e-6, 0.3, 0.9, 0.999, 1.0):
+        threshold = to_numpy(_nucleus_threshold(probabilities, np.float32(topp)))
+        for row, t in zip(probabilities, threshold):
+            ordered = np.sort(row.astype(np.float64))[::-1]
+            before = np.cumsum(ordered) - ordered
+            # bert4keras: up to the first token reaching topp; float32 sums may
+            # disagree only for tokens whose preceding mass is within rounding of it
+            fewest, most = (before < topp - 1e-5).sum(), (before < topp + 1e-5).sum()
+            assert fewest <= (row >= t).sum() <= most

@@ -96,7 +96,7 @@ def test_cached_decoding_equals_full_pass():
     causal = positions[None, :, None] >= positions[None, None, :]
     table = to_numpy(sinusoidal_embeddings(positions[None], 4))
     full = to_numpy(layer(x, attention_mask=causal, rotary_embeddings=table))
-    cache = (np.zeros((2, 6, 2, 4), "float32"), np.zeros((2, 6, 2, 4), "float32"))
+    cache = layer.init_cache(batch_size=2, max_length=6)
     for step in range(6):
         out, cache = layer(
             x[:, step:step + 1],

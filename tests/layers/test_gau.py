@@ -73,7 +73,7 @@ def test_cached_decoding_equals_full_pass():
     causal = np.tril(np.ones((5, 5), bool))[None]
     table = to_numpy(sinusoidal_embeddings(np.arange(5)[None], 4))
     full = to_numpy(layer(x, attention_mask=causal, rotary_embeddings=table))
-    cache = (np.zeros((2, 5, 4), "float32"), np.zeros((2, 5, 6), "float32"))
+    cache = layer.init_cache(batch_size=2, max_length=5)
     for step in range(5):
         out, cache = layer(
             x[:, step:step + 1], attention_mask=causal[:, step:step + 1],
