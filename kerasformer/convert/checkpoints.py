@@ -44,20 +44,12 @@ def checkpoint_layout(names):
     return "tf" if any("/" in name for name in names) else "hf"
 
 
-class PrefixedCheckpoint(collections.abc.Mapping):
-    """A checkpoint whose tensor names gain a prefix, except those of the heads.
+class RenamedCheckpoint(collections.abc.Mapping):
+    """A read-only view of a checkpoint under other tensor names."""
 
-    Hugging Face files saved from a base model (`RoFormerModel`) lack the
-    `roformer.` prefix that the task models (`RoFormerForMaskedLM`) write; this view
-    lets one weight map serve both.
-    """
-
-    def __init__(self, checkpoint, prefix, head_prefixes=("cls.",)):
+    def __init__(self, checkpoint, rename):
         self.checkpoint = checkpoint
-        self._names = {}
-        for name in checkpoint.keys():
-            renamed = name if name.startswith(head_prefixes) else prefix + name
-            self._names[renamed] = name
+        self._names = {rename(name): name for name in checkpoint.keys()}
 
     def __getitem__(self, name):
         return self.checkpoint[self._names[name]]
@@ -75,12 +67,30 @@ class PrefixedCheckpoint(collections.abc.Mapping):
         return tuple(getattr(self.checkpoint[original], "shape", ()))
 
 
-def with_prefix(checkpoint, prefix):
-    """`checkpoint` itself if any of its names start with `prefix`, else a
-    `PrefixedCheckpoint` that adds it."""
-    if any(name.startswith(prefix) for name in checkpoint.keys()):
+def canonical_hf_names(checkpoint, prefix, head_prefixes=("cls.",)):
+    """`checkpoint` under the canonical Hugging Face names of a model with `prefix`.
+
+    Files saved from a base model (`RoFormerModel` rather than
+    `RoFormerForMaskedLM`) lack the `roformer.` prefix, some re-exports keep the
+    pooler unprefixed, and TF-converted BERTs such as bert-base-chinese name their
+    LayerNorm parameters `gamma` / `beta`: one weight map serves them all once the
+    names are canonical.
+    """
+    names = list(checkpoint.keys())
+    prefixed = any(name.startswith(prefix) for name in names)
+
+    def rename(name):
+        name = re.sub(r"LayerNorm\.gamma$", "LayerNorm.weight", name)
+        name = re.sub(r"LayerNorm\.beta$", "LayerNorm.bias", name)
+        if not name.startswith((prefix, *head_prefixes)) and (
+            not prefixed or name.startswith("pooler.")
+        ):
+            name = prefix + name
+        return name
+
+    if all(rename(name) == name for name in names):
         return checkpoint
-    return PrefixedCheckpoint(checkpoint, prefix)
+    return RenamedCheckpoint(checkpoint, rename)
 
 
 # Distinctive tensor names of each family's checkpoints, most specific first.

@@ -6,7 +6,7 @@ The original TF checkpoints use BERT's names minus every bias and norm parameter
 """
 import re
 
-from kerasformer.convert.bert import TF_BLOCK, TF_EMBEDDINGS, expand
+from kerasformer.convert import bert
 from kerasformer.convert.weights import TRANSPOSE, Source
 
 # bert4keras builds an `Output-Mapping` when embedding_size ≠ hidden_size but never
@@ -15,29 +15,25 @@ NOT_SAVED = Source("<not saved in RoFormerV2 checkpoints>")
 
 HF_PREFIX = "roformer."
 
-HF_NAMES = {
-    "Embedding-Token/embeddings": "roformer.embeddings.word_embeddings.weight",
-    "Embedding-Segment/embeddings": "roformer.embeddings.token_type_embeddings.weight",
-    "Embedding-Mapping/kernel": "roformer.embeddings_project.weight",
-    "Transformer-{i}-MultiHeadSelfAttention/q_dense/kernel": "roformer.encoder.layer.{i}.attention.self.query.weight",
-    "Transformer-{i}-MultiHeadSelfAttention/k_dense/kernel": "roformer.encoder.layer.{i}.attention.self.key.weight",
-    "Transformer-{i}-MultiHeadSelfAttention/v_dense/kernel": "roformer.encoder.layer.{i}.attention.self.value.weight",
-    "Transformer-{i}-MultiHeadSelfAttention/o_dense/kernel": "roformer.encoder.layer.{i}.attention.output.dense.weight",
-    "Transformer-{i}-FeedForward/i0_dense/kernel": "roformer.encoder.layer.{i}.intermediate.dense.weight",
-    "Transformer-{i}-FeedForward/o_dense/kernel": "roformer.encoder.layer.{i}.output.dense.weight",
-}
-
-# The MLM decoder is a copy of the tied word embeddings; the sinusoid table is a
-# cache that JunnYu's converter sometimes left in.
-HF_IGNORED = (r"^cls\.predictions\.decoder\.weight$", r"\.embed_positions\.weight$")
+HF_IGNORED = bert.HF_IGNORED
 
 
 def tf_names(num_layers):
     """BERT's original names without biases, norms and positions."""
     return {
         path: name
-        for path, name in {**TF_EMBEDDINGS, **expand(TF_BLOCK, num_layers)}.items()
+        for path, name in {**bert.TF_EMBEDDINGS, **bert.expand(bert.TF_BLOCK, num_layers)}.items()
         if not re.search("beta|gamma|bias|position", name)
+    }
+
+
+def hf_names(num_layers):
+    """JunnYu's RoFormer names of the embeddings and blocks, without biases and norms."""
+    return {
+        path: name
+        for path, name in bert.hf_names("roformer", num_layers, position_embeddings=False).items()
+        if not path.startswith(("Pooler", "NSP", "MLM"))
+        and not re.search(r"LayerNorm|\.bias$", name)
     }
 
 
@@ -58,7 +54,7 @@ def sources(names, layout, vocab_transform=None):
 
 def weight_map(layout, num_layers, vocab_transform=None):
     """Weight map for `layout` "tf" (original) or "hf" (JunnYu's PyTorch port)."""
-    names = tf_names(num_layers) if layout == "tf" else expand(HF_NAMES, num_layers)
+    names = tf_names(num_layers) if layout == "tf" else hf_names(num_layers)
     result = sources(names, layout, vocab_transform)
     result["Output-Mapping/kernel"] = NOT_SAVED
     return result

@@ -11,7 +11,8 @@ pooler and MLM → `[pooled, mlm]`.
 """
 import keras
 
-from kerasformer.convert.bert import tf_weight_map
+from kerasformer.convert import bert
+from kerasformer.convert.checkpoints import canonical_hf_names
 from kerasformer.layers.attention import MultiHeadAttention
 from kerasformer.layers.embeddings import PositionEmbedding, TokenEmbedding
 from kerasformer.layers.feedforward import FeedForward
@@ -46,6 +47,8 @@ class BERT(Transformer):
 
     family = "bert"
     use_bias = True  # on every projection
+    hf_prefix = "bert"  # of the tensor names in Hugging Face files
+    has_position_table = True
 
     def __init__(
         self,
@@ -242,9 +245,19 @@ class BERT(Transformer):
         return heads[0] if len(heads) == 1 else heads
 
     def weight_map(self, layout="tf"):
-        if layout != "tf":
-            raise ValueError(
-                f"Hugging Face layout checkpoints are not supported for {self.family!r} "
-                "yet; convert the original TF checkpoint instead"
+        if layout == "hf":
+            return bert.hf_weight_map(
+                self.hf_prefix, self.num_hidden_layers, self.vocab_transform(),
+                self.has_position_table,
             )
-        return tf_weight_map(self.num_hidden_layers, self.vocab_transform())
+        return bert.tf_weight_map(
+            self.num_hidden_layers, self.vocab_transform(), self.has_position_table
+        )
+
+    def ignored_sources(self, layout="tf"):
+        return bert.HF_IGNORED if layout == "hf" else ()
+
+    def prepare_checkpoint(self, checkpoint, layout):
+        if layout == "hf":
+            return canonical_hf_names(checkpoint, self.hf_prefix + ".")
+        return checkpoint

@@ -6,7 +6,7 @@ The GAU normalises attention with softmax_plus, `softmax(a · ln(l) / ln(512))`,
 number of visible keys floored at `length_floor`.
 """
 from kerasformer.convert import gau_alpha
-from kerasformer.convert.checkpoints import with_prefix
+from kerasformer.convert.checkpoints import canonical_hf_names
 from kerasformer.layers.gau import GatedAttentionUnit
 from kerasformer.models.roformer_v2 import RoFormerV2
 
@@ -56,5 +56,5 @@ class GAUAlpha(RoFormerV2):
 
     def prepare_checkpoint(self, checkpoint, layout):
         if layout == "hf":
-            return with_prefix(checkpoint, gau_alpha.HF_PREFIX)
+            return canonical_hf_names(checkpoint, gau_alpha.HF_PREFIX)
         return checkpoint

@@ -6,7 +6,6 @@ sinusoid (interleaved RoPE at the key head size). Blocks, heads and checkpoint n
 are BERT's. RoFormer-Sim (SimBERTv2) is this family with `application="unilm",
 with_pool="linear"`.
 """
-from kerasformer.convert.bert import tf_weight_map
 from kerasformer.layers.rotary import SinusoidalPositionEmbedding
 from kerasformer.models.bert import BERT
 
@@ -16,6 +15,8 @@ class RoFormer(BERT):
     limit applies: rotary positions extend to any length)."""
 
     family = "roformer"
+    hf_prefix = "roformer"
+    has_position_table = False
 
     def rotary_embeddings(self, token_ids, position_ids=None):
         """The RoPE table of the positions of `token_ids` (or of `position_ids`)."""
@@ -39,10 +40,3 @@ class RoFormer(BERT):
         x = self.norm_layer("Embedding-Norm")(x)
         x = self.dropout(x, "Embedding-Dropout")
         return self.map_embeddings(x)  # (batch, seq, hidden_size)
-
-    def weight_map(self, layout="tf"):
-        if layout != "tf":
-            return super().weight_map(layout)
-        return tf_weight_map(
-            self.num_hidden_layers, self.vocab_transform(), position_embeddings=False
-        )

@@ -12,7 +12,7 @@ output bias.
 import keras
 
 from kerasformer.convert import roformer_v2
-from kerasformer.convert.checkpoints import with_prefix
+from kerasformer.convert.checkpoints import canonical_hf_names
 from kerasformer.layers.normalization import LayerNormalization
 from kerasformer.models.roformer import RoFormer
 
@@ -104,5 +104,5 @@ class RoFormerV2(RoFormer):
 
     def prepare_checkpoint(self, checkpoint, layout):
         if layout == "hf":
-            return with_prefix(checkpoint, roformer_v2.HF_PREFIX)
+            return canonical_hf_names(checkpoint, roformer_v2.HF_PREFIX)
         return checkpoint

@@ -1,9 +1,12 @@
-"""RoFormerV2 and GAU-α from Hugging Face layout files (JunnYu's PyTorch ports).
+"""Every family from Hugging Face layout files, without torch.
 
-tools/make_hf_fixtures.py re-saves the bert4keras-written fixture weights under
-JunnYu's key names with torch (zip and legacy pickle formats) and safetensors; each
-file must reproduce bert4keras' reference outputs.
+tools/make_hf_fixtures.py re-saves the bert4keras-written fixture weights under the
+PyTorch ports' key names (bert-base-chinese, SimBERT, RoFormer, RoFormer-Sim,
+RoFormerV2, GAU-α), with torch (zip and legacy pickle formats) and safetensors, next to
+the ports' config.json; loading them must reproduce bert4keras' reference outputs.
 """
+import json
+
 import numpy as np
 import pytest
 
@@ -11,47 +14,64 @@ import kerasformer as kf
 from kerasformer.convert.weights import WeightLoadError
 from tests.conftest import FIXTURES
 from tests.helpers import to_numpy
+from tests.models.test_parity import reference_kwargs
 
 MODELS = FIXTURES / "models"
 FILES = [
-    ("roformer_v2", "pytorch_model.bin"),
-    ("roformer_v2", "pytorch_model_legacy.bin"),
-    ("roformer_v2", "model.safetensors"),
-    ("gau_alpha", "pytorch_model_legacy.bin"),
-    ("gau_alpha", "model.safetensors"),
+    ("bert", "model.safetensors", "pool_mlm_logits"),
+    ("bert", "model.safetensors", "nsp"),
+    ("bert_factorized", "pytorch_model.bin", "unilm_sim"),
+    ("roformer", "pytorch_model.bin", "unilm_sim"),
+    ("roformer_factorized", "model.safetensors", "encoder"),
+    ("roformer_v2", "pytorch_model.bin", "unilm"),
+    ("roformer_v2", "pytorch_model_legacy.bin", "unilm"),
+    ("roformer_v2", "model.safetensors", "unilm"),
+    ("gau_alpha", "pytorch_model.bin", "unilm"),
+    ("gau_alpha", "model.safetensors", "mlm"),
 ]
-NUMERICS = {"layer_norm_epsilon": 1e-7}  # bert4keras 0.11.5, as in test_parity
 
 
-def build(family, path, **kwargs):
-    if family == "gau_alpha":
-        kwargs["length_floor"] = 16
+def build(fixture, filename, case):
+    meta = json.loads((MODELS / fixture / "cases.json").read_text(encoding="utf-8"))
     return kf.build_transformer_model(
-        MODELS / family / "bert_config.json", path, model=family,
-        return_keras_model=False, **NUMERICS, **kwargs,
+        MODELS / fixture / "hf" / "config.json",  # the port's config, HF keys
+        MODELS / fixture / "hf" / filename,
+        model=meta["model"],
+        application=meta["cases"][case].get("application", "encoder"),
+        return_keras_model=False,
+        **reference_kwargs(meta, case),
     )
 
 
 @pytest.mark.backends
-@pytest.mark.parametrize("family,filename", FILES, ids=lambda v: str(v))
-def test_hf_files_reproduce_bert4keras(family, filename):
-    transformer = build(family, MODELS / family / "hf" / filename, application="unilm")
-    reference = np.load(MODELS / family / "reference.npz")
-    probabilities = transformer.model([reference["unilm/token_ids"], reference["unilm/segment_ids"]])
-    assert np.abs(to_numpy(probabilities) - reference["unilm/output_0"]).max() <= 1e-4
-    report = transformer.load_report
-    assert report.ok and not report.skipped
-    if filename.endswith(".bin"):  # JunnYu's exports carry the tied decoder copy
-        assert "cls.predictions.decoder.weight" in report.ignored
+@pytest.mark.parametrize("fixture,filename,case", FILES, ids=lambda v: str(v))
+def test_hf_files_reproduce_bert4keras(fixture, filename, case):
+    transformer = build(fixture, filename, case)
+    reference = np.load(MODELS / fixture / "reference.npz")
+    outputs = transformer.model([reference[f"{case}/token_ids"], reference[f"{case}/segment_ids"]])
+    outputs = outputs if isinstance(outputs, list) else [outputs]
+    for index, output in enumerate(outputs):
+        want = reference[f"{case}/output_{index}"]
+        assert np.abs(to_numpy(output) - want).max() <= 1e-4
+    assert transformer.load_report.ok
+
+
+def test_buffers_and_tied_copies_are_ignored_not_loaded():
+    report = build("bert", "model.safetensors", "pool_mlm_logits").load_report
+    assert {"cls.predictions.decoder.weight", "cls.predictions.decoder.bias",
+            "bert.embeddings.position_ids"} <= set(report.ignored)
+    report = build("roformer", "pytorch_model.bin", "unilm_sim").load_report
+    assert "roformer.encoder.embed_positions.weight" in report.ignored
 
 
 def test_hf_file_of_another_family():
     with pytest.raises(WeightLoadError, match="model='roformer_v2'"):
-        build("gau_alpha", MODELS / "roformer_v2" / "hf" / "pytorch_model.bin")
-
-
-def test_hf_layout_not_yet_supported_for_bert_is_a_clear_error():
-    with pytest.raises(ValueError, match="Hugging Face layout checkpoints are not supported for 'bert'"):
         kf.build_transformer_model(
-            MODELS / "bert" / "bert_config.json", MODELS / "roformer_v2" / "hf" / "model.safetensors"
+            MODELS / "gau_alpha" / "hf" / "config.json",
+            MODELS / "roformer_v2" / "hf" / "pytorch_model.bin", model="gau_alpha",
+        )
+    with pytest.raises(WeightLoadError, match="model='bert'"):
+        kf.build_transformer_model(
+            MODELS / "bert" / "hf" / "config.json", MODELS / "bert" / "hf" / "model.safetensors",
+            model="roformer",
         )
