@@ -18,6 +18,7 @@ unless `ignore_invalid_weights=True`: then they are left as initialised and a wa
 says which.
 """
 import dataclasses
+import os
 import re
 import warnings
 from typing import Callable
@@ -126,6 +127,7 @@ def load_weights(
     ignored_patterns=IGNORED_PATTERNS,
     source_description="the checkpoint",
     hint=None,
+    progress=None,
 ):
     """Assigns `checkpoint` tensors to `variables` as `weight_map` says, strictly.
 
@@ -141,6 +143,8 @@ def load_weights(
         source_description: how to name the checkpoint in messages.
         hint: optional callable `(report) -> str | None` adding advice to the error
             (e.g. which family the checkpoint looks like).
+        progress: optional label of a tqdm progress bar over the assignments (shown
+            unless HF_HUB_DISABLE_PROGRESS_BARS is set, like the downloads').
 
     Returns:
         A `LoadReport`.
@@ -203,7 +207,7 @@ def load_weights(
             stacklevel=3,
         )
 
-    for path, source in planned:
+    for path, source in _progress(planned, progress):
         value = np.asarray(checkpoint[source.name])
         if source.transform is not None:
             value = source.transform.apply(value)
@@ -218,3 +222,13 @@ def _as_variable_dtype(value, dtype):
         return value.astype(np.dtype(dtype), copy=False)
     except TypeError:
         return value.astype(np.float32, copy=False)
+
+
+def _progress(items, label):
+    if not label or os.environ.get("HF_HUB_DISABLE_PROGRESS_BARS"):
+        return items
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return items
+    return tqdm(items, desc=label, unit="tensor")
