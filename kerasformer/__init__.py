@@ -7,7 +7,7 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("convert", "generation", "layers", "models", "tokenizers")
+_SUBMODULES = ("convert", "generation", "hub", "layers", "models", "tokenizers")
 
 
 def __getattr__(name):

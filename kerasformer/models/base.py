@@ -323,7 +323,7 @@ class Transformer:
 
         return Transform("vocabulary", apply, shape)
 
-    def load_weights_from_checkpoint(self, checkpoint, mapping=None):
+    def load_weights_from_checkpoint(self, checkpoint, mapping=None, progress=None):
         """Fills the model from a checkpoint, strictly (see `convert.weights`).
 
         Args:
@@ -332,6 +332,7 @@ class Transformer:
                 Hugging Face layout, or a mapping of tensor names to arrays.
             mapping: optional weight map (variable path without prefix -> source
                 name or `Source`) replacing `weight_map()`.
+            progress: optional label of a progress bar over the variables.
 
         Returns:
             The `LoadReport` (also kept as `self.load_report`).
@@ -354,6 +355,7 @@ class Transformer:
             ignored_patterns=IGNORED_PATTERNS + tuple(self.ignored_sources(layout)),
             source_description=_describe(checkpoint),
             hint=lambda report: family_hint(original.keys(), self.family),
+            progress=progress,
         )
         return self.load_report
 

@@ -146,14 +146,28 @@ def build_transformer_model(
     Returns:
         A `keras.Model`, or the `Transformer` when `return_keras_model=False`.
     """
-    family = get_family(model)
     config = read_config(config_path) if config_path is not None else {}
+    transformer = make_transformer(
+        model, config, checkpoint_path, application, config_path=config_path, **kwargs
+    )
+    return transformer.model if return_keras_model else transformer
+
+
+def make_transformer(model, config, checkpoint=None, application="encoder",
+                     config_path=None, **kwargs):
+    """`build_transformer_model` on a config dict: the built `Transformer`.
+
+    Its `arguments` attribute keeps the constructor arguments, so the model can be
+    rebuilt (e.g. from a preset) without the config or checkpoint.
+    """
+    family = get_family(model)
     if not isinstance(application, str):
         raise TypeError(f"application must be a string, got {application!r}")
     arguments = transformer_arguments(family, config, kwargs, config_path)
     arguments["application"] = application.lower()
     transformer = family(**arguments)
+    transformer.arguments = arguments
     transformer.build()
-    if checkpoint_path is not None:
-        transformer.load_weights_from_checkpoint(checkpoint_path)
-    return transformer.model if return_keras_model else transformer
+    if checkpoint is not None:
+        transformer.load_weights_from_checkpoint(checkpoint)
+    return transformer

@@ -10,13 +10,10 @@ import keras
 import numpy as np
 
 from kerasformer.generation import AutoRegressiveDecoder
-from kerasformer.generation.compile import compile_model_function
-
-# Token lengths are padded up to a multiple of this, so encoding reuses compilations.
-LENGTH_BUCKET = 16
+from kerasformer.models.task import Task, check_texts, to_numpy
 
 
-class SimilarityModel:
+class SimilarityModel(Task):
     """Sentence similarity and paraphrase generation with SimBERT or RoFormer-Sim.
 
     Usually obtained from `kerasformer.models.load(...)`.
@@ -25,6 +22,8 @@ class SimilarityModel:
         transformer: the model family, built with application "unilm" and a linear
             pooler (its Keras model outputs `[pooled, probabilities]`).
         tokenizer: the matching `kerasformer.tokenizers.Tokenizer`.
+        family: "roformer-sim" or "simbert".
+        tokenizer_config: how the tokenizer was made (see `Task`).
         text_maxlen: int. Tokens kept of each input text, [CLS] and [SEP] included.
         sampling: dict. Sampling options `similar()` uses by default: the original
             recipes sample SimBERT with `topk=5` and RoFormer-Sim with `topp=0.95`.
@@ -34,7 +33,10 @@ class SimilarityModel:
         encoder: a Keras model of the same layers that outputs only the pooled vectors.
     """
 
-    def __init__(self, transformer, tokenizer, text_maxlen=64, sampling=None):
+    task = "similarity"
+
+    def __init__(self, transformer, tokenizer, family=None, tokenizer_config=None,
+                 text_maxlen=64, sampling=None):
         if transformer.application != "unilm" or not transformer.with_pool:
             raise ValueError(
                 "a similarity model is a UniLM model with a pooler: build it with "
@@ -42,13 +44,14 @@ class SimilarityModel:
             )
         if tokenizer.end_id is None:
             raise ValueError("the tokenizer's vocabulary has no end token ([SEP])")
-        self.transformer = transformer
-        self.tokenizer = tokenizer
+        super().__init__(transformer, tokenizer, family, tokenizer_config)
         self.text_maxlen = text_maxlen
         self.sampling = dict(sampling or {})
-        self.model = transformer.build()
         self.encoder = keras.Model(self.model.inputs, self.model.outputs[0])
         self.decoder = AutoRegressiveDecoder(transformer, end_id=tokenizer.end_id)
+
+    def task_options(self):
+        return {"text_maxlen": self.text_maxlen, "sampling": self.sampling}
 
     # -------------------------------------------------------------- vectors
 
@@ -64,7 +67,7 @@ class SimilarityModel:
             float32 array `(len(texts), hidden_size)` (a 1-D vector for one string).
         """
         single = isinstance(texts, str)
-        texts = _check_texts([texts] if single else texts)
+        texts = check_texts([texts] if single else texts)
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size!r}")
         encoded = [self.tokenizer.encode(text, maxlen=self.text_maxlen)[0] for text in texts]
@@ -78,19 +81,9 @@ class SimilarityModel:
 
     def _pooled(self, batch):
         """Pooled vectors of token-id lists, padded to a bucket shape."""
-        width = -(-max(len(ids) for ids in batch) // LENGTH_BUCKET) * LENGTH_BUCKET
-        rows = 1 << (len(batch) - 1).bit_length()  # a power of two: few batch shapes
-        token_ids = np.zeros((rows, width), np.int32)
-        for row, ids in enumerate(batch):
-            token_ids[row, :len(ids)] = ids
-        key = ("encode",)
-        if key not in self.transformer.compiled_functions:
-            self.transformer.compiled_functions[key] = compile_model_function(
-                lambda token_ids, segment_ids: self.encoder([token_ids, segment_ids]),
-                self.model.variables,
-            )
-        pooled = self.transformer.compiled_functions[key](token_ids, np.zeros_like(token_ids))
-        return keras.ops.convert_to_numpy(keras.ops.cast(pooled, "float32"))[:len(batch)]
+        token_ids = self.pad(batch)
+        encode = self.compiled("encode", lambda t, s: self.encoder([t, s]))
+        return to_numpy(encode(token_ids, np.zeros_like(token_ids)))[:len(batch)]
 
     def search(self, queries, corpus, k=10, batch_size=64):
         """The `k` corpus entries closest to each query by cosine similarity.
@@ -153,7 +146,7 @@ class SimilarityModel:
         Returns:
             list of str: `n` samples, or the best beam alone.
         """
-        (text,) = _check_texts([text])
+        (text,) = check_texts([text])
         token_ids, _ = self.tokenizer.encode(text, maxlen=self.text_maxlen)
         for index in mask_idxs or ():
             if not -len(token_ids) <= index < len(token_ids):
@@ -184,7 +177,7 @@ class SimilarityModel:
         Returns:
             list of `(sentence, cosine)` pairs, best first.
         """
-        (text,) = _check_texts([text])
+        (text,) = check_texts([text])
         options = {**self.sampling, **generate_kwargs}
         generated = self.generate(text, n=n, **options)
         candidates = [s for s in dict.fromkeys(generated) if s != text and s.strip()]
@@ -194,16 +187,3 @@ class SimilarityModel:
         scores = vectors[1:] @ vectors[0]
         order = np.argsort(-scores, kind="stable")[:k]
         return [(candidates[i], float(scores[i])) for i in order]
-
-
-def _check_texts(texts):
-    if isinstance(texts, np.ndarray):
-        texts = texts.tolist()
-    if not isinstance(texts, (list, tuple)):
-        raise TypeError(f"texts must be a string or a list of strings, got {type(texts).__name__}")
-    for index, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise TypeError(f"text {index} is a {type(text).__name__}, not a string")
-        if not text.strip():
-            raise ValueError(f"text {index} is empty")
-    return list(texts)

@@ -1,0 +1,223 @@
+"""Named checkpoints from a loopback Hub: download, verify, convert once, offline.
+
+The fake Hub (fake_hub.py) serves the registered repos at their pinned commits, with
+the parity fixtures' weights in each port's real key layout (written by torch in both
+pickle formats and by safetensors: tools/make_hf_fixtures.py).
+"""
+import json
+import os
+import pathlib
+
+import numpy as np
+import pytest
+
+import kerasformer as kf
+from kerasformer.cli import main
+from kerasformer.hub import IntegrityError, manifests
+from kerasformer.models import MaskedLanguageModel, SimilarityModel
+from tests.conftest import FIXTURES
+from tests.helpers import to_numpy
+from tests.hub.fake_hub import FakeHub
+
+MODELS = FIXTURES / "models"
+UNPINNED = "a" * 40
+CUSTOM = "c" * 40
+
+
+def repo_files(fixture, weights_file, weights_name=None):
+    hf = MODELS / fixture / "hf"
+    return {
+        "config.json": (hf / "config.json").read_bytes(),
+        "vocab.txt": (MODELS / fixture / "vocab.txt").read_bytes(),
+        weights_name or weights_file: (hf / weights_file).read_bytes(),
+    }
+
+
+def pinned(name):
+    return manifests.find_manifest(name)["hub"]["revision"]
+
+
+@pytest.fixture
+def hub(tmp_path, monkeypatch):
+    server = FakeHub()
+    server.add_repo("junnyu/roformer_chinese_sim_char_base",
+                    repo_files("roformer", "pytorch_model.bin"), pinned("roformer-sim"))
+    server.add_repo("junnyu/roformer_v2_chinese_char_base",
+                    repo_files("roformer_v2", "pytorch_model.bin"), pinned("roformer-v2-base"))
+    server.add_repo("junnyu/chinese_GAU-alpha-char_L-24_H-768",
+                    repo_files("gau_alpha", "pytorch_model.bin"), pinned("gau-alpha"))
+    server.add_repo("google-bert/bert-base-chinese",
+                    repo_files("bert", "model.safetensors"), pinned("bert-base-chinese"))
+    server.add_repo("Tongjilibo/simbert-chinese-base",
+                    repo_files("bert_factorized", "pytorch_model.bin"), UNPINNED)
+    server.add_repo("Tongjilibo/simbert-chinese-small",
+                    repo_files("bert_factorized", "pytorch_model.bin"), UNPINNED)
+    server.add_repo("someone/my-roformer-sim", repo_files("roformer", "pytorch_model.bin"),
+                    CUSTOM, refs=["refs/pr/1"])
+    server.start()
+    monkeypatch.setenv("HF_ENDPOINT", server.url)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("KERASFORMER_HOME", str(tmp_path / "kerasformer"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    yield server
+    server.stop()
+
+
+def reference(fixture):
+    return np.load(MODELS / fixture / "reference.npz")
+
+
+def assert_mlm_matches(task, fixture, case):
+    """The task's MLM probabilities on a reference case equal bert4keras' outputs."""
+    data = reference(fixture)
+    probabilities = to_numpy(task.model([data[f"{case}/token_ids"], data[f"{case}/segment_ids"]]))
+    expected = data[f"{case}/output_0"]
+    if case.startswith("long_"):  # logits in the reference
+        expected = np.exp(expected - expected.max(-1, keepdims=True))
+        expected /= expected.sum(-1, keepdims=True)
+    assert np.abs(probabilities - expected).max() <= 1e-4
+
+
+def test_registered_names_load_and_match_the_reference(hub):
+    sim = kf.models.load("roformer-sim")
+    assert isinstance(sim, SimilarityModel) and sim.family == "roformer-sim"
+    generation = json.loads((MODELS / "roformer" / "generation.json").read_text(encoding="utf-8"))
+    texts = [item["text"] for item in generation["encode"]]
+    sim.text_maxlen = generation["text_maxlen"]
+    vectors = sim.encode(texts)
+    assert np.abs(vectors - [item["vector"] for item in generation["encode"]]).max() <= 1e-4
+
+    v2 = kf.models.load("roformer-v2-base")
+    assert isinstance(v2, MaskedLanguageModel)
+    assert_mlm_matches(v2, "roformer_v2", "mlm")
+    # GAU-α loads with its training-time floor of 1; where every row sees more than
+    # 16 keys that equals bert4keras 0.11.5's floor of 16.
+    assert_mlm_matches(kf.models.load("gau-alpha"), "gau_alpha", "long_mlm_logits")
+    assert_mlm_matches(kf.models.load("bert-base-chinese"), "bert", "mlm")
+    assert len(kf.models.load("bert-base-chinese").fill_mask("今天[MASK]很好", k=3)[0]) == 3
+
+
+def test_second_load_neither_downloads_nor_converts(hub, monkeypatch):
+    kf.models.load("roformer-sim")
+    kf.models.load("simbert")  # unpinned: resolves main, downloads, converts
+    assert any("/resolve/" in path for _, path in hub.requests)
+    hub.requests.clear()
+    from kerasformer.models import registry
+
+    def no_conversion(*args, **kwargs):
+        raise AssertionError("converted again")
+
+    monkeypatch.setattr(registry, "build_task", no_conversion)
+    sim = kf.models.load("roformer-sim")  # pinned: not even a revision check
+    assert hub.requests == []
+    assert sim.encode("今天天气不错").shape == (64,)
+    kf.models.load("simbert")
+    assert hub.requests == [("GET", "/api/models/Tongjilibo/simbert-chinese-base/revision/main")]
+
+
+def test_offline_loads_from_the_cache_and_explains_what_is_missing(hub, monkeypatch, tmp_path):
+    kf.models.load("roformer-sim")
+    kf.models.load("simbert")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    hub.requests.clear()
+    kf.models.load("roformer-sim")
+    kf.models.load("simbert")  # main resolves from the recorded ref
+    assert hub.requests == []
+    with pytest.raises(FileNotFoundError, match="never resolved on this machine"):
+        kf.models.load("roformer-sim-ft")
+    with pytest.raises(FileNotFoundError, match="not in the local cache.*kerasformer download"):
+        kf.models.load("gau-alpha")
+
+
+def test_offline_conversion_uses_cached_files(hub, monkeypatch, capsys):
+    assert main(["download", "roformer-v2-base"]) == 0  # files only, no conversion
+    assert "pytorch_model.bin" in capsys.readouterr().out
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    hub.requests.clear()
+    assert_mlm_matches(kf.models.load("roformer-v2-base"), "roformer_v2", "mlm")
+    assert hub.requests == []
+
+
+def test_altered_and_truncated_files_are_detected(hub):
+    # the manifest pins simbert-small's weights by sha256: the fixture file differs
+    with pytest.raises(IntegrityError, match="sha256"):
+        kf.models.load("simbert-small")
+    weights = repo_files("bert_factorized", "pytorch_model.bin")["pytorch_model.bin"]
+    hub.serve_instead("Tongjilibo/simbert-chinese-base", "pytorch_model.bin", weights[:-100])
+    with pytest.raises(IntegrityError, match="not used"):
+        kf.models.load("simbert")
+    assert not list((pathlib.Path(os.environ["KERASFORMER_HOME"]) / "converted").glob("*/*"))
+
+
+def test_a_file_corrupted_in_the_cache_is_fetched_again(hub):
+    kf.models.load("roformer-v2-base")
+    blobs = list((pathlib.Path(os.environ["HF_HOME"]) / "hub").glob(
+        "models--junnyu--roformer_v2_chinese_char_base/blobs/*"))
+    weights = max(blobs, key=lambda p: p.stat().st_size)
+    weights.write_bytes(weights.read_bytes()[:1000])  # damaged on disk
+    for preset in (pathlib.Path(os.environ["KERASFORMER_HOME"]) / "converted").glob("*/*"):
+        (preset / "model.weights.h5").write_bytes(b"damaged")  # and its conversion too
+    assert_mlm_matches(kf.models.load("roformer-v2-base"), "roformer_v2", "mlm")
+
+
+def test_missing_repo_file_and_revision_are_clear_errors(hub):
+    with pytest.raises(LookupError, match="no repository 'nobody/nothing'"):
+        kf.models.load("hf://nobody/nothing", family="roformer")
+    with pytest.raises(LookupError, match="has no revision 'v9'"):
+        kf.models.load("hf://someone/my-roformer-sim@v9")
+    del hub.repos["someone/my-roformer-sim"]["files"]["vocab.txt"]
+    with pytest.raises(FileNotFoundError, match="lacks vocab.txt"):
+        kf.models.load("hf://someone/my-roformer-sim")
+    with pytest.raises(LookupError, match="did you mean 'roformer-sim'"):
+        kf.models.load("roformer-simm")
+
+
+def test_hf_handles_infer_the_family_and_quote_pr_refs(hub):
+    sim = kf.models.load("hf://someone/my-roformer-sim@refs/pr/1")
+    assert isinstance(sim, SimilarityModel) and sim.family == "roformer-sim"
+    assert any("refs%2Fpr%2F1" in path for _, path in hub.requests)
+    masked = kf.models.load("hf://someone/my-roformer-sim", family="roformer")
+    assert isinstance(masked, MaskedLanguageModel)
+
+
+def test_interrupted_conversion_leaves_nothing_that_loads(hub, monkeypatch):
+    import keras
+
+    original = keras.Model.save_weights
+
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(keras.Model, "save_weights", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        kf.models.load("roformer-sim")
+    converted = pathlib.Path(os.environ["KERASFORMER_HOME"]) / "converted"
+    assert not [p for p in converted.rglob("*") if p.is_dir() and (p / "config.json").exists()]
+    assert not list(converted.rglob("*.partial"))
+    monkeypatch.setattr(keras.Model, "save_weights", original)
+    assert kf.models.load("roformer-sim").encode("你好").shape == (64,)
+
+
+def test_command_line_on_named_checkpoints(hub, monkeypatch, tmp_path, capsys):
+    assert main(["similar", "今天天气不错", "--model", "roformer-sim", "-n", "6", "-k", "2",
+                 "--seed", "0"]) == 0
+    assert 0 < len(capsys.readouterr().out.strip().splitlines()) <= 2
+    assert main(["fill-mask", "今天[MASK]很好", "--model", "bert-base-chinese", "-k", "2"]) == 0
+    assert capsys.readouterr().out.startswith("[MASK] 1: ")
+
+    # verify against outputs published for the checkpoint — here bert4keras' own, as a
+    # copy of the registry whose roformer-v2-base manifest carries them
+    registry = tmp_path / "checkpoints"
+    registry.mkdir()
+    manifest = json.loads(json.dumps(manifests.find_manifest("roformer-v2-base")))
+    published = json.loads((MODELS / "roformer_v2" / "fill_mask.json").read_text(encoding="utf-8"))
+    manifest["verify"] = {"fill_mask": {k: published[k] for k in ("text", "top5", "source")}}
+    (registry / "roformer-v2-base.json").write_text(json.dumps(manifest, ensure_ascii=False))
+    monkeypatch.setenv("KERASFORMER_CHECKPOINTS", str(registry))
+    assert main(["verify", "roformer-v2-base"]) == 0
+    assert capsys.readouterr().out.strip().endswith("OK")
+    manifest["verify"]["fill_mask"]["top5"][0].reverse()
+    (registry / "roformer-v2-base.json").write_text(json.dumps(manifest, ensure_ascii=False))
+    assert main(["verify", "roformer-v2-base"]) == 2
+    assert "does not reproduce its published outputs" in capsys.readouterr().err
