@@ -19,7 +19,7 @@ FAMILIES = {
 
 # bert4keras model names kerasformer does not build (yet), to say so plainly.
 NOT_SUPPORTED = (
-    "albert", "albert_unshared", "nezha", "electra", "gpt", "gpt2_ml",
+    "albert", "albert_unshared", "nezha", "electra", "gpt", "gpt2", "gpt2_ml",
     "t5", "t5.1.0", "t5.1.1", "mt5.1.1",
 )
 
