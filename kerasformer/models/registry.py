@@ -217,11 +217,12 @@ def build_task(family, config, checkpoint, tokenizer_config, dtype=None, text_ma
     return _task(family, transformer, tokenizer_config, text_maxlen)
 
 
-def _task(family, transformer, tokenizer_config, text_maxlen):
+def _task(family, transformer, tokenizer_config, text_maxlen, options=None):
+    """The family's task around a built transformer (`options` default to the family's)."""
     spec = FAMILIES[family]
     tokenizer = make_tokenizer(tokenizer_config)
     if spec.task == "similarity":
-        options = dict(spec.options)
+        options = dict(spec.options if options is None else options)
         if text_maxlen is not None:
             options["text_maxlen"] = text_maxlen
         return SimilarityModel(transformer, tokenizer, family, tokenizer_config, **options)
@@ -258,13 +259,7 @@ def load_preset(directory, dtype=None, text_maxlen=None):
     transformer.arguments = arguments
     transformer.build().load_weights(directory / presets.WEIGHTS)
     tokenizer_config = {**config["tokenizer"], "vocab": str(directory / config["tokenizer"]["vocab"])}
-    options = dict(config["task_options"])
-    if text_maxlen is not None:
-        options["text_maxlen"] = text_maxlen
-    tokenizer = make_tokenizer(tokenizer_config)
-    if FAMILIES[family].task == "similarity":
-        return SimilarityModel(transformer, tokenizer, family, tokenizer_config, **options)
-    return MaskedLanguageModel(transformer, tokenizer, family, tokenizer_config)
+    return _task(family, transformer, tokenizer_config, text_maxlen, config["task_options"])
 
 
 def _load_directory(path, family, dtype, text_maxlen):
