@@ -135,7 +135,7 @@ class AutoRegressiveDecoder:
         if not temperature > 0:
             raise ValueError(f"temperature must be positive, got {temperature!r}")
         token_ids, lengths = self._pad_prefixes(prefixes, maxlen)
-        key = ("decode", strategy, rows, topk, topp is not None, maxlen)
+        key = ("decode", strategy, rows, topk, topp is not None, maxlen, len(lengths))
         if key not in self._compiled:
             self._compiled[key] = self._compile(*key[1:])
         if uniforms is None:
@@ -181,7 +181,7 @@ class AutoRegressiveDecoder:
             token_ids[row, : len(ids)] = ids
         return token_ids, np.asarray(lengths, np.int32)
 
-    def _compile(self, strategy, rows, topk, use_topp, maxlen):
+    def _compile(self, strategy, rows, topk, use_topp, maxlen, inputs):
         def run(token_ids, lengths, uniforms, minlen, temperature, topp, end_id, min_ends):
             stop = (end_id, min_ends, minlen)
             if strategy == "beam":
@@ -192,7 +192,7 @@ class AutoRegressiveDecoder:
                 use_topp=use_topp, maxlen=maxlen,
             )
 
-        return compile_model_function(run, self.model.variables)
+        return compile_model_function(run, self.model.variables, rows=inputs * rows)
 
     # ---------------------------------------------------------- traced pieces
 
