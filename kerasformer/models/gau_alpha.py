@@ -6,7 +6,6 @@ The GAU normalises attention with softmax_plus, `softmax(a · ln(l) / ln(512))`,
 number of visible keys floored at `length_floor`.
 """
 from kerasformer.convert import gau_alpha
-from kerasformer.convert.checkpoints import canonical_hf_names
 from kerasformer.layers.gau import GatedAttentionUnit
 from kerasformer.models.roformer_v2 import RoFormerV2
 
@@ -23,6 +22,7 @@ class GAUAlpha(RoFormerV2):
 
     family = "gau_alpha"
     initializer_order = 3
+    weight_maps = gau_alpha
     required_arguments = (
         "vocab_size", "hidden_size", "num_hidden_layers", "intermediate_size",
         "hidden_act", "attention_key_size",
@@ -47,14 +47,3 @@ class GAUAlpha(RoFormerV2):
             kernel_initializer=self.initializer,
         )
         return self.residual(x, self.call_attention(unit, x, index, context), name)
-
-    def weight_map(self, layout="tf"):
-        return gau_alpha.weight_map(layout, self.num_hidden_layers, self.vocab_transform())
-
-    def ignored_sources(self, layout="tf"):
-        return gau_alpha.HF_IGNORED if layout == "hf" else ()
-
-    def prepare_checkpoint(self, checkpoint, layout):
-        if layout == "hf":
-            return canonical_hf_names(checkpoint, gau_alpha.HF_PREFIX)
-        return checkpoint

@@ -54,6 +54,7 @@ class RoFormerV2(RoFormer):
     family = "roformer_v2"
     use_bias = False
     initializer_order = 2
+    weight_maps = roformer_v2  # the convert module with this family's layouts
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -97,12 +98,12 @@ class RoFormerV2(RoFormer):
         )(self.mlm_logits(x))
 
     def weight_map(self, layout="tf"):
-        return roformer_v2.weight_map(layout, self.num_hidden_layers, self.vocab_transform())
+        return self.weight_maps.weight_map(layout, self.num_hidden_layers, self.vocab_transform())
 
     def ignored_sources(self, layout="tf"):
-        return roformer_v2.HF_IGNORED if layout == "hf" else ()
+        return self.weight_maps.HF_IGNORED if layout == "hf" else ()
 
     def prepare_checkpoint(self, checkpoint, layout):
         if layout == "hf":
-            return canonical_hf_names(checkpoint, roformer_v2.HF_PREFIX)
+            return canonical_hf_names(checkpoint, self.weight_maps.HF_PREFIX)
         return checkpoint
