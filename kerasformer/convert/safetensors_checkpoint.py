@@ -1,4 +1,13 @@
-"""Read `.safetensors` files with numpy alone (no torch, no safetensors package).
+"""Read `.safetensors` files through the `safetensors` package (`safe_open`, numpy framework).
+
+The package checks the header when a file is opened: the header's size against the file,
+the JSON, known dtype names, and that the tensors' byte ranges tile the data section exactly
+(no gap, overlap or trailing bytes), each range the size of shape x dtype. We keep the checks
+the package does not make: it silently keeps one of two tensors with the same name (we refuse
+the file), its numpy arrays cannot hold bfloat16 without ml_dtypes (we widen the raw bits to
+float32, as this reader always has), a file changed after opening is read anew without a word
+(we refuse to read it), and its errors do not name the file (we wrap each `SafetensorError`
+in a ValueError that does).
 
 A safetensors file is
 
@@ -18,25 +27,24 @@ Usage:
     kernel = ckpt["roformer.encoder.layer.0.attention.self.query.weight"]
 """
 import json
-import math
 import os
 import struct
 from typing import NamedTuple
 
 import numpy as np
+import safetensors
 
 from kerasformer.convert.reader import CheckpointReader, bfloat16_to_float32
 
+# What we return for each safetensors dtype. BF16 is read as raw bits and widened to
+# float32; the other dtypes the package knows (float8, complex, packed sub-byte types)
+# can be listed but raise NotImplementedError when read.
 _NUMPY_DTYPES = {
     "F64": "<f8", "F32": "<f4", "F16": "<f2", "BF16": "<u2",  # raw bits, widened on read
     "I64": "<i8", "I32": "<i4", "I16": "<i2", "I8": "i1",
     "U64": "<u8", "U32": "<u4", "U16": "<u2", "U8": "u1", "BOOL": "?",
 }
-# Byte sizes of types that can be listed but not read (NotImplementedError).
-# Sub-byte types (F4, F6_*) are packed, so their sizes are not checked.
-_UNSUPPORTED_ITEMSIZES = {"F8_E4M3": 1, "F8_E5M2": 1, "F8_E8M0": 1, "C64": 8}
 _HEADER_SIZE = struct.Struct("<Q")
-_MAX_HEADER_BYTES = 100_000_000  # the limit the safetensors library itself sets
 
 
 class _Entry(NamedTuple):
@@ -53,37 +61,13 @@ def _no_duplicates(pairs):
     return dict(pairs)
 
 
-def _parse_entry(name, entry, buffer_size):
-    """Check one header entry against the data buffer; return it as an _Entry."""
-    if not (isinstance(entry, dict) and isinstance(entry.get("dtype"), str)
-            and isinstance(entry.get("shape"), list)
-            and isinstance(entry.get("data_offsets"), list)
-            and len(entry["data_offsets"]) == 2):
-        raise ValueError(f"bad header entry for {name!r}: {entry!r:.200}")
-    shape, offsets = entry["shape"], entry["data_offsets"]
-    if not all(isinstance(value, int) and not isinstance(value, bool) and value >= 0
-               for value in shape + offsets):
-        raise ValueError(f"{name!r} has a bad shape {shape!r:.100} or data_offsets "
-                         f"{offsets!r:.100}")
-    begin, end = offsets
-    if not begin <= end <= buffer_size:
-        raise ValueError(f"{name!r} is stored at bytes {begin}..{end} of the data, which has "
-                         f"{buffer_size} (truncated?)")
-    dtype = entry["dtype"]
-    itemsize = (np.dtype(_NUMPY_DTYPES[dtype]).itemsize if dtype in _NUMPY_DTYPES
-                else _UNSUPPORTED_ITEMSIZES.get(dtype))
-    if itemsize is not None and end - begin != math.prod(shape) * itemsize:
-        raise ValueError(f"{name!r} has {end - begin} bytes, but shape {shape} of {dtype} "
-                         f"needs {math.prod(shape) * itemsize}")
-    return _Entry(dtype, tuple(shape), begin, end)
-
-
 class SafetensorsCheckpoint(CheckpointReader):
     """A safetensors file as a read-only mapping {tensor name: np.ndarray}.
 
-    Opening reads and checks only the header (ValueError if it does not fit
-    the file); each tensor is read when asked for. Names keep the header's
-    order; `metadata` holds its `__metadata__`.
+    Opening checks the header (ValueError naming the file if it does not fit
+    the file); each tensor is read when asked for, through its own short-lived
+    `safe_open`, so no file stays open or mapped between reads. Names keep the
+    header's order; `metadata` holds its `__metadata__`.
 
     Arrays keep their dtype, except bfloat16, which numpy lacks: it comes
     back as float32 (exactly, bfloat16 being truncated float32). float8,
@@ -95,29 +79,18 @@ class SafetensorsCheckpoint(CheckpointReader):
         self.description = f"safetensors file {self.path}"
         if not os.path.isfile(self.path):
             raise FileNotFoundError(f"no safetensors file at {self.path}")
-        file_size = os.path.getsize(self.path)
-        try:
-            with open(self.path, "rb") as file:
-                prefix = file.read(_HEADER_SIZE.size)
-                if len(prefix) != _HEADER_SIZE.size:
-                    raise ValueError(f"only {file_size} bytes, no header")
-                (header_size,) = _HEADER_SIZE.unpack(prefix)
-                if header_size > min(file_size - _HEADER_SIZE.size, _MAX_HEADER_BYTES):
-                    raise ValueError(f"the header would have {header_size} bytes, but the file "
-                                     f"has {file_size} (truncated, or not safetensors)")
-                header = json.loads(file.read(header_size).decode("utf-8"),
-                                    object_pairs_hook=_no_duplicates)
-            if not isinstance(header, dict):
-                raise ValueError("the header is not a JSON object")
-            self.metadata = header.pop("__metadata__", {})
-            if not isinstance(self.metadata, dict):
-                raise ValueError("__metadata__ is not a JSON object")
-            self._data_start = _HEADER_SIZE.size + header_size
-            buffer_size = file_size - self._data_start
-            self._entries = {name: _parse_entry(name, entry, buffer_size)
-                             for name, entry in header.items()}
-        except ValueError as error:  # includes bad JSON and bad UTF-8
-            raise ValueError(f"{self.path} is not a valid safetensors file: {error}") from None
+        self._stat = self._identity()
+        with self._open() as file:  # the package's checks of the whole header
+            names = set(file.keys())
+        header, self._data_start = self._read_header()
+        if not isinstance(header, dict):
+            raise self._invalid("the header is not a JSON object")
+        self.metadata = header.pop("__metadata__", None) or {}
+        self._entries = {name: _Entry(entry["dtype"], tuple(entry["shape"]),
+                                      *entry["data_offsets"])
+                         for name, entry in header.items()}
+        if set(self._entries) != names or self._identity() != self._stat:
+            raise ValueError(f"{self.path} changed while it was being opened")
 
     def __repr__(self):
         return f"SafetensorsCheckpoint({self.path!r}, {len(self)} tensors)"
@@ -132,6 +105,59 @@ class SafetensorsCheckpoint(CheckpointReader):
     def __getitem__(self, name) -> np.ndarray:
         entry = self._entry(name)
         stored = self._stored_dtype(name, entry)
+        self._check_unchanged(name)
+        if entry.dtype == "BF16":
+            return bfloat16_to_float32(self._read_bits(name, entry, stored))
+        with self._open() as file:
+            array = file.get_tensor(name)
+        if array.dtype != stored or array.shape != entry.shape:
+            raise ValueError(f"{self.path} changed since it was opened: {name!r} is now "
+                             f"{array.dtype} {array.shape}, not {entry.dtype} {entry.shape}")
+        return array
+
+    def _open(self):
+        try:
+            return safetensors.safe_open(self.path, framework="np")
+        except safetensors.SafetensorError as error:
+            raise self._invalid(error) from error
+
+    def _invalid(self, what):
+        return ValueError(f"{self.path} is not a valid safetensors file: {what}")
+
+    def _read_header(self):
+        """The header as JSON (refusing duplicate names) and where the data buffer starts."""
+        with open(self.path, "rb") as file:
+            prefix = file.read(_HEADER_SIZE.size)
+            # safe_open has bounded the size by the file's; this guards against a file
+            # replaced since.
+            if len(prefix) != _HEADER_SIZE.size:
+                raise ValueError(f"{self.path} changed while it was being opened")
+            (header_size,) = _HEADER_SIZE.unpack(prefix)
+            if header_size > self._stat[0] - _HEADER_SIZE.size:
+                raise ValueError(f"{self.path} changed while it was being opened")
+            raw = file.read(header_size)
+        try:
+            return json.loads(raw, object_pairs_hook=_no_duplicates), len(prefix) + header_size
+        except ValueError as error:  # also bad UTF-8
+            raise self._invalid(error) from None
+
+    def _identity(self):
+        stat = os.stat(self.path)
+        return stat.st_size, stat.st_mtime_ns
+
+    def _check_unchanged(self, name):
+        """Refuse to read a file that was rewritten after it was opened."""
+        size, _ = now = self._identity()
+        if now == self._stat:
+            return
+        if size < self._stat[0]:
+            raise ValueError(f"{self.path} is truncated: {name!r} cannot be read, the file has "
+                             f"{size} bytes, {self._stat[0]} when it was opened")
+        raise ValueError(f"{self.path} changed since it was opened; open it again to read "
+                         f"{name!r}")
+
+    def _read_bits(self, name, entry, stored):
+        """The tensor's bytes, read at the offsets the package has checked, as `stored`."""
         size = entry.end - entry.begin
         raw = bytearray(size)
         with open(self.path, "rb") as file:
@@ -141,10 +167,7 @@ class SafetensorsCheckpoint(CheckpointReader):
             raise ValueError(f"{self.path} is truncated: {name!r} is stored at bytes "
                              f"{self._data_start + entry.begin}..{self._data_start + entry.end}, "
                              f"but the file has {os.path.getsize(self.path)} bytes")
-        array = np.frombuffer(raw, stored).reshape(entry.shape)
-        if entry.dtype == "BF16":
-            return bfloat16_to_float32(array)
-        return array.astype(stored.newbyteorder("="), copy=False)
+        return np.frombuffer(raw, stored).reshape(entry.shape)
 
     def _stored_dtype(self, name, entry):
         if entry.dtype not in _NUMPY_DTYPES:
