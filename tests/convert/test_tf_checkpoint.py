@@ -17,7 +17,6 @@ import struct
 import subprocess
 import sys
 import textwrap
-import time
 
 import numpy as np
 import pytest
@@ -150,13 +149,6 @@ def test_crc32c_of_arrays_uses_their_bytes():
     assert crc32c(array) == crc32c(array.tobytes())
     assert crc32c(array[:, ::2]) == crc32c(array[:, ::2].tobytes())  # not contiguous
     assert crc32c(bytearray(b"123456789")) == crc32c(memoryview(b"123456789")) == 0xE3069283
-
-
-def test_crc32c_throughput():
-    data = np.random.default_rng(0).integers(0, 256, 64 << 20, dtype=np.uint8)
-    start = time.perf_counter()
-    crc32c(data)
-    print(f"crc32c: {data.size / (time.perf_counter() - start) / 1e6:.0f} MB/s")
 
 
 # --------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """The manifests in checkpoints/ and `kerasformer list`."""
 import json
+import re
 
 import pytest
 
@@ -14,15 +15,101 @@ REQUIRED = [
 ]
 
 
-def test_every_manifest_validates_and_the_required_ones_exist():
-    listed = manifests.list_manifests()
-    assert set(REQUIRED) <= set(listed)
-    for name, manifest in listed.items():
-        assert manifests.validate_manifest(manifest, name) is manifest
-        weights = [f for f in manifest["hub"]["files"] if f["role"] == "weights"]
-        assert len(weights) == 1
-        if manifest["hub"]["revision"] is None:  # unpinned ones say why
-            assert "not pinned" in manifest["hub"]["revision_note"]
+# What the manifests may name, written out here rather than read from the module, so
+# that a value slipping into the schema's lists shows up as a failure.
+KNOWN_FAMILIES = {"roformer-sim", "simbert", "roformer", "roformer-v2", "gau-alpha", "bert",
+                  "cpm-lm"}
+TASK_OF_FAMILY = {"roformer-sim": "similarity", "simbert": "similarity", "cpm-lm": "causal_lm",
+                  "roformer": "masked_lm", "roformer-v2": "masked_lm", "gau-alpha": "masked_lm",
+                  "bert": "masked_lm"}
+# bert4keras' recipes: SimBERT samples with topk=5, RoFormer-Sim with topp=0.95.
+SAMPLING_OF_FAMILY = {"simbert": {"topk": 5}, "roformer-sim": {"topp": 0.95}}
+HEX40 = re.compile(r"[0-9a-f]{40}")
+HEX64 = re.compile(r"[0-9a-f]{64}")
+MANIFESTS = manifests.list_manifests()
+
+
+def test_the_required_manifests_exist_and_the_directory_matches():
+    assert set(REQUIRED) <= set(MANIFESTS)
+    files = sorted(path.stem for path in manifests.manifest_directory().glob("*.json"))
+    assert files == sorted(MANIFESTS)
+    assert all(name == manifest["name"] for name, manifest in MANIFESTS.items())
+
+
+@pytest.mark.parametrize("name", sorted(MANIFESTS))
+def test_manifest_properties(name):
+    manifest = MANIFESTS[name]
+    assert re.fullmatch(r"[a-z0-9][a-z0-9.-]*", name)
+    assert manifest["family"] in KNOWN_FAMILIES
+    assert manifest["task"] == TASK_OF_FAMILY[manifest["family"]]
+    assert manifest["description"].strip() and manifest["license"].strip()
+
+    hub = manifest["hub"]
+    owner, _, repo = hub["repo_id"].partition("/")
+    assert owner and repo and "/" not in repo
+    if hub["revision"] is None:  # unpinned ones say why
+        assert "not pinned" in hub["revision_note"]
+    else:
+        assert HEX40.fullmatch(hub["revision"]), hub["revision"]
+        assert "not pinned" not in hub["revision_note"]
+    paths = [entry["path"] for entry in hub["files"]]
+    assert len(set(paths)) == len(paths), f"duplicate hub files: {paths}"
+    by_role = {}
+    for entry in hub["files"]:
+        assert entry["path"] and not entry["path"].startswith("/") and ".." not in entry["path"]
+        by_role.setdefault(entry["role"], []).append(entry["path"])
+        if "sha256" in entry:
+            assert HEX64.fullmatch(entry["sha256"]), entry
+        if "approx_size" in entry:
+            assert isinstance(entry["approx_size"], int) and entry["approx_size"] > 0
+    assert set(by_role) <= {"config", "vocab", "weights", "tokenizer"}
+    assert by_role["config"] == ["config.json"]
+    (weights,) = by_role["weights"]
+    assert weights.endswith((".bin", ".safetensors"))
+
+    # The tokenizer names a file the hub entry downloads.
+    tokenizer = manifest["tokenizer"]
+    if tokenizer["type"] == "wordpiece":
+        assert by_role.get("vocab") == [tokenizer["vocab"]]
+    else:
+        assert tokenizer["type"] == "sentencepiece"
+        assert by_role.get("tokenizer") == [tokenizer["model"]]
+
+    original = manifest["original"]
+    assert set(original) == {"url", "mirror", "layout"}
+    assert original["url"].startswith("https://")
+    assert original["mirror"] is None or original["mirror"].strip()
+    if original["layout"] == "bert4keras-tf":  # the Zhuiyi / Google release archives
+        assert original["url"].endswith(".zip"), original["url"]
+    else:
+        assert (manifest["family"], original["layout"]) == ("cpm-lm", "megatron")
+
+    options = manifest["task_options"]
+    if manifest["task"] == "similarity":
+        assert set(options) == {"text_maxlen", "sampling"}
+        assert isinstance(options["text_maxlen"], int) and options["text_maxlen"] > 2
+        assert options["sampling"] == SAMPLING_OF_FAMILY[manifest["family"]]
+    else:
+        assert options == {}
+
+    fill_mask = manifest.get("verify", {}).get("fill_mask")
+    if fill_mask is not None:  # one list of five candidates per [MASK]
+        assert manifest["task"] == "masked_lm"
+        assert len(fill_mask["top5"]) == fill_mask["text"].count("[MASK]") > 0
+        for candidates in fill_mask["top5"]:
+            assert len(candidates) == len(set(candidates)) == 5
+            assert all(isinstance(c, str) and c for c in candidates)
+
+
+def test_every_name_and_alias_resolves_to_its_manifest():
+    owners = {}
+    for name, manifest in MANIFESTS.items():
+        for key in [name, *manifest["aliases"]]:
+            assert manifests.find_manifest(key) is manifest, key
+            # lookups ignore case, surrounding blanks and '_' for '-'
+            assert manifests.find_manifest(f" {key.upper().replace('-', '_')} ") is manifest
+            normalised = key.lower().replace("_", "-")
+            assert owners.setdefault(normalised, name) == name, f"{key} names two manifests"
     assert manifests.find_manifest("SimBERTv2")["name"] == "roformer-sim"
     assert manifests.find_manifest("roformer_v2_base")["name"] == "roformer-v2-base"
     assert manifests.find_manifest("nope") is None

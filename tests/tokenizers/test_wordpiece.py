@@ -10,11 +10,9 @@ import hashlib
 import json
 import pathlib
 import pickle
-import random
 import re
 import subprocess
 import sys
-import time
 import unicodedata
 
 import pytest
@@ -364,42 +362,3 @@ def test_bad_truncation_arguments_are_reported():
 def test_rematch_reports_tokens_missing_from_the_text():
     with pytest.raises(ValueError, match="zebra"):
         tokenizer_for("cased").rematch("你好", ["[CLS]", "zebra", "[SEP]"])
-
-
-# ----------------------------------------------------------------- speed
-
-
-def synthetic_sentences(count, seed=0):
-    """Short Chinese sentences (~20 chars) with some English words and digits."""
-    rng = random.Random(seed)
-    tokens = load_vocab(VOCAB_PATH)
-    hanzi = [t for t in tokens if len(t) == 1 and Tokenizer._is_cjk_character(t)]
-    words = ["iPhone", "hello", "WiFi", "NASA", "tokenizer", "Python3", "OPPO"]
-    punctuation = "，。！？、“”"
-    sentences = []
-    for _ in range(count):
-        parts = []
-        while sum(map(len, parts)) < 20:
-            roll = rng.random()
-            if roll < 0.08:
-                parts.append(rng.choice(words))
-            elif roll < 0.14:
-                parts.append(str(rng.randrange(10_000)))
-            elif roll < 0.2:
-                parts.append(rng.choice(punctuation))
-            else:
-                parts.append(rng.choice(hanzi))
-        sentences.append("".join(parts))
-    return sentences
-
-
-def test_encoding_throughput_is_reported():
-    """Prints sentences per second; no timing assertion (machines vary)."""
-    sentences = synthetic_sentences(20_000)
-    tokenizer = Tokenizer(VOCAB_PATH)
-    start = time.perf_counter()
-    for sentence in sentences:
-        tokenizer.encode(sentence, maxlen=64)
-    elapsed = time.perf_counter() - start
-    print(f"\nencode: {len(sentences)} sentences in {elapsed:.2f} s "
-          f"({len(sentences) / elapsed:.0f} sentences/s)")
