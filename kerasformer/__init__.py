@@ -7,7 +7,10 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("convert", "generation", "hub", "layers", "models", "tokenizers")
+_SUBMODULES = (
+    "architectures", "convert", "families", "generation", "hub", "layers", "loading", "models",
+    "presets", "tokenizers",
+)
 
 
 def __getattr__(name):

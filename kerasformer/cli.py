@@ -12,9 +12,11 @@ import argparse
 import os
 import sys
 
+from kerasformer import families
+
 
 def _load(args):
-    from kerasformer.models import load
+    from kerasformer.loading import load
 
     return load(args.model, family=args.family, revision=getattr(args, "revision", None))
 
@@ -39,15 +41,9 @@ def _list(args):
 
 
 def _download(args):
-    from kerasformer.hub import download
-    from kerasformer.models.registry import hub_files, resolve_handle
+    from kerasformer.loading import download_files
 
-    repo_id, handle_revision, manifest = resolve_handle(args.name)
-    revision = args.revision or handle_revision or (manifest and manifest["hub"]["revision"]) or "main"
-    commit = download.resolve_revision(repo_id, revision)
-    files = hub_files(repo_id, commit, manifest, None)
-    declared = None if download.offline() else download.list_files(repo_id, commit)
-    for path, local in download.fetch(repo_id, commit, files, declared=declared).items():
+    for path, local in download_files(args.name, args.revision).items():
         print(f"{path}\t{local}")
 
 
@@ -111,8 +107,8 @@ def build_parser():
             command.add_argument("model", help=help_text)
         else:
             command.add_argument("--model", default="roformer-sim", help=help_text + " (roformer-sim)")
-        command.add_argument("--family", help="family, if the source does not say "
-                                              "(roformer-sim, simbert, roformer, roformer-v2, gau-alpha, bert)")
+        command.add_argument("--family", help="family, if the source does not say ("
+                             + ", ".join(families.names()) + ")")
         command.add_argument("--revision", help="Hub branch, tag or commit")
 
     commands.add_parser("list", help="named checkpoints").set_defaults(run=_list)

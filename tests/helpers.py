@@ -84,7 +84,7 @@ def run_model_saving_test(model, inputs, tmp_path):
     model.save(path)
     restored = keras.saving.load_model(path)
     assert_all_close(restored(inputs, training=False), expected)
-    clone = keras.Model.from_config(model.get_config())
+    clone = type(model).from_config(model.get_config())
     clone.set_weights(model.get_weights())
     assert_all_close(clone(inputs, training=False), expected)
     return restored

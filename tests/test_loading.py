@@ -99,7 +99,7 @@ def test_directory_errors(tmp_path):
 
 def test_word_level_tokenizer_pre_segments_with_jieba(tmp_path):
     pytest.importorskip("jieba")
-    from kerasformer.models.registry import make_tokenizer
+    from kerasformer.tokenizers.recipes import make_tokenizer
 
     vocab = tmp_path / "vocab.txt"
     vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "今天", "天气",
@@ -111,3 +111,34 @@ def test_word_level_tokenizer_pre_segments_with_jieba(tmp_path):
     assert words.tokenize("天气不错") == ["[CLS]", "天气", "不错", "[SEP]"]
     assert words.tokenize("今天天气不错") == ["[CLS]", "今", "天", "天", "气", "不错", "[SEP]"]
     assert chars.tokenize("天气不错") == ["[CLS]", "天", "气", "不", "错", "[SEP]"]
+
+
+def word_release(tmp_path, name):
+    """The RoFormer fixture as a word-level release: same weights, a vocabulary whose
+    tail rows are Chinese words."""
+    directory = tmp_path / name
+    shutil.copytree(MODELS / "roformer", directory)
+    lines = (MODELS / "roformer" / "vocab.txt").read_text(encoding="utf-8").splitlines()
+    words = ["天气", "不错", "今天", "我们", "公园"] + [f"词{chr(0x4e00 + i)}" for i in range(60)]
+    lines[-len(words):] = words
+    (directory / "vocab.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return directory
+
+
+def test_a_word_level_release_from_disk_tokenises_words_with_jieba(tmp_path):
+    pytest.importorskip("jieba")
+    # named as the release zip of the manifest roformer-base, which says jieba
+    named = kf.models.load(word_release(tmp_path, "chinese_roformer_L-12_H-768_A-12"))
+    assert named.family == "roformer" and named.tokenizer_config["pre_tokenize"] == "jieba"
+    assert named.tokenizer.tokenize("天气不错") == ["[CLS]", "天气", "不错", "[SEP]"]
+    # any other directory name: the family's recipe decides by the vocabulary
+    other = kf.models.load(word_release(tmp_path, "my-roformer"), family="roformer")
+    assert other.tokenizer.tokenize("天气不错") == ["[CLS]", "天气", "不错", "[SEP]"]
+    # a character vocabulary stays per character
+    chars = kf.models.load(MODELS / "roformer", family="roformer")
+    assert chars.tokenizer_config["pre_tokenize"] is None
+
+
+def test_a_directory_without_a_family_is_told_what_its_files_say(tmp_path):
+    with pytest.raises(ValueError, match="roformer checkpoint, whose families are roformer-sim.*roformer"):
+        kf.models.load(MODELS / "roformer")

@@ -1,11 +1,15 @@
-"""What every model family shares: hyper-parameters, layers by name, the Keras model.
+"""What every architecture shares: hyper-parameters, layers by name, the Keras model.
 
-A family is a `Transformer` subclass, as in bert4keras: it creates its Keras layers
-under bert4keras' names (so `model.get_layer("Embedding-Token")` and freezing by name
-keep working), wires them into a functional `keras.Model`, and describes its
-checkpoint variables as a weight map. The same methods that build the symbolic model
-also run eagerly or under jit with a KV cache, which is how the decoder reuses them.
+An architecture is a `Transformer` subclass, as in bert4keras: it creates its Keras
+layers under bert4keras' names (so `model.get_layer("Embedding-Token")` and freezing by
+name keep working), wires them into a functional `TransformerModel`, and describes its
+checkpoint variables as one `WeightMap` per layout. The same methods that build the
+symbolic model also run eagerly or under jit with a KV cache: that is the decoder
+protocol (`max_positions`, `init_caches`, `call_with_cache`, `logits`), which the one
+decode loop asks instead of guessing.
 """
+import contextlib
+import contextvars
 import dataclasses
 import inspect
 import math
@@ -13,9 +17,80 @@ import math
 import keras
 import numpy as np
 
-from kerasformer.convert.checkpoints import checkpoint_layout, family_hint, open_checkpoint
-from kerasformer.convert.weights import IGNORED_PATTERNS, Source, Transform, load_weights
+from kerasformer.convert.checkpoints import canonical_hf_names, checkpoint_layout, open_checkpoint
+from kerasformer.convert.weights import Source, Transform, WeightMap, load_weights
 from kerasformer.layers.masks import APPLICATIONS, AttentionMask
+
+# Constructor arguments that say how weights are loaded, not what the model is: a
+# model's config (presets, `.keras` files) leaves them out.
+LOADING_ARGUMENTS = ("keep_tokens", "compound_tokens", "ignore_invalid_weights")
+
+# While set, a dict (shape, dtype) -> zeros that kerasformer's initializers return.
+_WEIGHTS_FOLLOW = contextvars.ContextVar("weights_follow", default=None)
+
+
+@contextlib.contextmanager
+def _weights_follow():
+    """Within this context kerasformer's random initializers return zeros: for models
+    whose every weight is loaded right after they are built, random initialisation
+    is wasted work (one compiled RNG kernel per shape on JAX) and memory."""
+    token = _WEIGHTS_FOLLOW.set({})
+    try:
+        yield
+    finally:
+        _WEIGHTS_FOLLOW.reset(token)
+
+
+def _placeholder_zeros(shape, dtype):
+    """Zeros for a variable whose value is about to be replaced.
+
+    JAX arrays are immutable and a JAX variable takes the array it is given, so every
+    variable of one shape can hold the same zeros until its weights arrive: the model
+    then never holds a second, throw-away copy of its weights. The other backends
+    copy into (and later assign in place within) each variable's own buffer.
+    """
+    dtype = keras.backend.standardize_dtype(dtype or "float32")
+    if keras.config.backend() != "jax":
+        return np.zeros(shape, dtype)
+    shared = _WEIGHTS_FOLLOW.get()
+    key = (tuple(shape), dtype)
+    if key not in shared:
+        shared[key] = keras.ops.zeros(shape, dtype)
+    return shared[key]
+
+
+@keras.saving.register_keras_serializable(package="kerasformer")
+class TruncatedNormal(keras.initializers.Initializer):
+    """Truncated normal (±2σ), as Keras', but zeros while weights are about to be loaded
+    (`Transformer.build(weights_follow=True)`).
+
+    Args:
+        stddev: float. σ before truncation.
+        seed: optional int.
+    """
+
+    def __init__(self, stddev=0.02, seed=None):
+        self.stddev = stddev
+        self.seed = seed
+
+    def scale(self, shape):
+        return self.stddev
+
+    def __call__(self, shape, dtype=None):
+        if _WEIGHTS_FOLLOW.get() is not None:
+            return _placeholder_zeros(shape, dtype)
+        return keras.random.truncated_normal(
+            shape, stddev=self.scale(shape), dtype=dtype, seed=self.seed
+        )
+
+    def get_config(self):
+        return {"stddev": self.stddev, "seed": self.seed}
+
+    def __eq__(self, other):  # by value: layers are asked for twice with fresh copies
+        return type(self) is type(other) and self.get_config() == other.get_config()
+
+    def __hash__(self):
+        return hash((type(self), tuple(sorted(self.get_config().items()))))
 
 
 @dataclasses.dataclass
@@ -36,11 +111,38 @@ class ForwardContext:
     cache_update_index: object = None
 
 
+@keras.saving.register_keras_serializable(package="kerasformer")
+class TransformerModel(keras.Model):
+    """The functional Keras model of a `Transformer`, which owns its config.
+
+    `get_config` holds the architecture and its constructor arguments, so `.keras`
+    files and `from_config` rebuild the same `Transformer` (reachable as
+    `.transformer`), and a model loaded from a file can still be decoded from.
+    """
+
+    def __init__(self, transformer, inputs, outputs, **kwargs):
+        super().__init__(inputs=inputs, outputs=outputs, name=transformer.name, **kwargs)
+        self.transformer = transformer
+
+    def get_config(self):
+        return self.transformer.get_config()
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        from kerasformer import architectures
+
+        config = dict(config)
+        architecture = architectures.get(config.pop("architecture"))
+        return architecture.from_config(config).build()
+
+
 class Transformer:
-    """Base of the model families.
+    """Base of the architectures.
 
     Subclasses implement `get_inputs`, `compute_context`, `apply_embeddings`,
-    `apply_main_layers`, `apply_final_layers` and `weight_map` (bert4keras' names).
+    `apply_main_layers`, `apply_final_layers`, `weight_map` (bert4keras' names) and
+    the checkpoint recognition class methods, and are registered with
+    `kerasformer.architectures.register`.
 
     Args:
         vocab_size: int. Rows of the token embedding (replaced by the length of
@@ -70,7 +172,9 @@ class Transformer:
             norms and output probabilities are computed in float32 regardless.
     """
 
-    family = None  # the `model=` name in build_transformer_model
+    architecture = None  # the `model=` name in build_transformer_model
+    aliases = ()  # other `model=` names
+    hf_model_types = ()  # `model_type`s of Hugging Face configs of this architecture
     # Hyper-parameters a config must provide (the rest have defaults).
     required_arguments = (
         "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
@@ -146,8 +250,9 @@ class Transformer:
         self.name = name
         self.dtype = dtype
         self.layers = {}  # prefixed name -> layer, in creation order
+        self._layer_arguments = {}  # prefixed name -> (cls, kwargs) it was created with
         self.attention_layers = {}  # block index -> its (cache-holding) attention layer
-        self.compiled_functions = {}  # compiled decoding / encoding, by shape bucket
+        self._compiled_functions = {}
         self.inputs = self.outputs = self.model = None
         self.load_report = None
 
@@ -156,17 +261,29 @@ class Transformer:
     @property
     def initializer(self):
         """Kernel and embedding initializer (BERT's truncated normal, σ = 0.02)."""
-        return keras.initializers.TruncatedNormal(stddev=0.02)
+        return TruncatedNormal(stddev=0.02)
 
     def layer(self, name, cls, **kwargs):
         """The layer called `name` (prefixed), created as `cls(**kwargs)` on first use.
 
-        Every layer gets the model's dtype policy unless `dtype` is given.
+        Every layer gets the model's dtype policy unless `dtype` is given. Asking
+        again for `name` returns the same layer; asking with another class or other
+        arguments is an error, not a silently different layer.
         """
         name = self.prefix + name
+        kwargs.setdefault("dtype", self.dtype)
         if name not in self.layers:
-            kwargs.setdefault("dtype", self.dtype)
             self.layers[name] = cls(name=name, **kwargs)
+            self._layer_arguments[name] = (cls, kwargs)
+        elif self._layer_arguments[name] != (cls, kwargs):
+            first_cls, first = self._layer_arguments[name]
+            changed = sorted(
+                key for key in {*first, *kwargs} if first.get(key) != kwargs.get(key)
+            )
+            raise ValueError(
+                f"layer {name!r} was created as {first_cls.__name__} with other arguments "
+                f"than now {cls.__name__} ({', '.join(changed) or 'class'} differ)"
+            )
         return self.layers[name]
 
     def dropout(self, x, name, rate=None):
@@ -231,10 +348,10 @@ class Transformer:
         """Runs the embeddings and blocks on new tokens, reading and filling KV caches.
 
         The one forward pass of decoding: the same layers as the Keras model, on
-        explicit positions and masks, so any family decodes with one loop.
+        explicit positions and masks, so any architecture decodes with one loop.
 
         Args:
-            inputs: dict with `token_ids`, `segment_ids` (if the family has
+            inputs: dict with `token_ids`, `segment_ids` (if the model has
                 segments) and `position_ids`, each `(batch, new_tokens)`.
             attention_mask: bool `(batch, new_tokens or 1, cache_length)`.
             caches: list of per-block caches from `init_caches`.
@@ -262,24 +379,52 @@ class Transformer:
             for index in range(self.num_hidden_layers)
         ]
 
-    def mlm_logits(self, x):
-        """Vocabulary logits of hidden states `x` through the (tied) MLM head."""
-        raise NotImplementedError(f"{self.family} has no MLM head")
+    # -------------------------------------------------------- decoder protocol
 
-    def build(self):
-        """Creates the functional `keras.Model` (once) and returns it."""
+    def logits(self, x):
+        """Vocabulary logits of hidden states `x` through the (tied) LM head."""
+        raise NotImplementedError(f"{self.architecture} has no language-model head")
+
+    def max_positions(self):
+        """The longest sequence the model can take, or None when positions are
+        unbounded (rotary)."""
+        return None
+
+    @property
+    def uses_segments(self):
+        """Whether the model takes segment ids next to token ids."""
+        return False
+
+    def can_decode(self):
+        """None if the decode loop can run this model, else the reason it cannot."""
+        if self.application not in ("unilm", "lm"):
+            return (
+                "decoding needs a model built with application='unilm' or 'lm', not "
+                f"{self.application!r}"
+            )
+        return None
+
+    def build(self, weights_follow=False):
+        """Creates the functional `TransformerModel` (once) and returns it.
+
+        Args:
+            weights_follow: bool. Every weight is about to be loaded: create the
+                variables without random initialisation.
+        """
         if self.model is None:
-            inputs = self.get_inputs()
-            outputs = self.call(inputs)
+            context = _weights_follow() if weights_follow else contextlib.nullcontext()
+            with context:
+                inputs = self.get_inputs()
+                outputs = self.call(inputs)
             self.inputs = list(inputs.values())
             self.outputs = outputs if isinstance(outputs, list) else [outputs]
-            self.model = keras.Model(self.inputs, outputs, name=self.name)
+            self.model = TransformerModel(self, self.inputs, outputs)
         return self.model
 
     # ----------------------------------------------------------------- weights
 
     def weight_map(self, layout="tf"):
-        """Keras variable path -> `Source`, for checkpoints of `layout`.
+        """The `WeightMap` of checkpoints of `layout`.
 
         Args:
             layout: "tf" for the original TF checkpoints (names like
@@ -288,14 +433,16 @@ class Transformer:
         """
         raise NotImplementedError
 
-    def ignored_sources(self, layout="tf"):
-        """Regexes of source tensors that are known not to be weights of this family
-        (tied copies, cached sinusoid tables), on top of optimizer bookkeeping."""
-        return ()
+    @classmethod
+    def recognises_checkpoint(cls, names):
+        """Whether tensor names (of either layout) are those of this architecture's
+        checkpoints. Architectures make their tests exclusive of each other's."""
+        return False
 
-    def prepare_checkpoint(self, checkpoint, layout):
-        """Hook to normalise a checkpoint's tensor names before mapping."""
-        return checkpoint
+    @classmethod
+    def recognises_config(cls, config):
+        """Whether a Hugging Face config.json describes this architecture."""
+        return str(config.get("model_type", "")).lower() in cls.hf_model_types
 
     def vocab_transform(self):
         """Applies `keep_tokens` / `compound_tokens` to rows of vocabulary tensors."""
@@ -337,33 +484,57 @@ class Transformer:
         Returns:
             The `LoadReport` (also kept as `self.load_report`).
         """
-        self.build()
+        self.build(weights_follow=not self.ignore_invalid_weights)
         original = open_checkpoint(checkpoint)
         layout = checkpoint_layout(original.keys())
-        source = self.prepare_checkpoint(original, layout)
-        weight_map = mapping if mapping is not None else self.weight_map(layout)
-        weight_map = {
-            self.prefix + path: src if isinstance(src, Source) else Source(src)
-            for path, src in weight_map.items()
-        }
+        weight_map = self.weight_map(layout)
+        if mapping is not None:
+            weight_map = dataclasses.replace(weight_map, sources=dict(mapping))
+        source = original
+        if weight_map.prefix:
+            source = canonical_hf_names(original, weight_map.prefix)
+        weight_map = dataclasses.replace(weight_map, sources={
+            self.prefix + path: src if not isinstance(src, str) else Source(src)
+            for path, src in weight_map.sources.items()
+        })
         variables = {variable.path: variable for variable in self.model.weights}
         self.load_report = load_weights(
             variables,
             source,
             weight_map,
             ignore_invalid_weights=self.ignore_invalid_weights,
-            ignored_patterns=IGNORED_PATTERNS + tuple(self.ignored_sources(layout)),
             source_description=_describe(checkpoint),
-            hint=lambda report: family_hint(original.keys(), self.family),
+            hint=lambda report: architecture_hint(original.keys(), self.architecture),
             progress=progress,
         )
         return self.load_report
 
     # ------------------------------------------------------------------ config
 
+    def get_config(self):
+        """The architecture and the constructor arguments that rebuild this model
+        (without those that only say how weights were loaded)."""
+        config = {"architecture": self.architecture}
+        for name in sorted(self.argument_names() - set(LOADING_ARGUMENTS)):
+            config[name] = getattr(self, name)
+        config["vocab_size"] = self.vocab_size  # after keep_tokens / compound_tokens
+        config["prefix"] = self.prefix or None
+        if self.dtype is not None and not isinstance(self.dtype, str):
+            config["dtype"] = keras.dtype_policies.serialize(self.dtype)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        """The (unbuilt) `Transformer` of a `get_config()` dict."""
+        config = dict(config)
+        config.pop("architecture", None)
+        if isinstance(config.get("dtype"), dict):
+            config["dtype"] = keras.dtype_policies.deserialize(config["dtype"])
+        return cls(**config)
+
     @classmethod
     def argument_names(cls):
-        """Every constructor argument of the family, through its base classes."""
+        """Every constructor argument of the architecture, through its base classes."""
         names = set()
         for klass in cls.__mro__:
             if klass is object or not issubclass(klass, Transformer):
@@ -373,6 +544,11 @@ class Transformer:
                     names.add(parameter.name)
         names.discard("self")
         return names
+
+    @property
+    def compiled_functions(self):
+        """Compiled decoding / encoding functions of this model, by shape bucket."""
+        return self._compiled_functions
 
     @property
     def num_parameters(self):
@@ -389,6 +565,19 @@ def _compound_item(item):
     if not ids or len(ids) != len(weights):
         raise ValueError(f"invalid compound_tokens item {item!r}")
     return ids, weights
+
+
+def architecture_hint(names, architecture):
+    """Advice for a checkpoint that does not fit `architecture`, or None."""
+    from kerasformer import architectures
+
+    guess = architectures.recognise_checkpoint(names)
+    if guess is None or guess == architecture:
+        return None
+    return (
+        f"These tensor names look like a {guess!r} checkpoint, not {architecture!r}: "
+        f"try model={guess!r}."
+    )
 
 
 def _describe(checkpoint):

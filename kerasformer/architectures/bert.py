@@ -8,23 +8,188 @@
 
 Output rule (bert4keras'): no head → the sequence output; one head → that head only;
 pooler and MLM → `[pooled, mlm]`.
+
+Checkpoints: the original TF names are Google BERT's, which bert4keras wrote for every
+architecture built on BERT's layout (RoFormer included: it only lacks the position
+table). The Hugging Face names are those of `BertForMaskedLM` / JunnYu's
+`RoFormerForMaskedLM`, under `bert.` or `roformer.`; torch `Linear` weights are
+`[out, in]` and get transposed. Tables read `Keras variable path: tensor name`; `{i}`
+is the block index.
 """
+import re
+
 import keras
 
-from kerasformer.convert import bert
-from kerasformer.convert.checkpoints import canonical_hf_names
+from kerasformer.architectures import register
+from kerasformer.architectures.base import Transformer
+from kerasformer.convert.weights import TRANSPOSE, Source, WeightMap
 from kerasformer.layers.attention import MultiHeadAttention
 from kerasformer.layers.embeddings import PositionEmbedding, TokenEmbedding
 from kerasformer.layers.feedforward import FeedForward
 from kerasformer.layers.masks import MaskedAdd
 from kerasformer.layers.normalization import LayerNormalization, ScaleOffset
 from kerasformer.layers.pooling import FirstToken
-from kerasformer.models.base import Transformer
+
+TF_EMBEDDINGS = {
+    "Embedding-Token/embeddings": "bert/embeddings/word_embeddings",
+    "Embedding-Segment/embeddings": "bert/embeddings/token_type_embeddings",
+    "Embedding-Position/embeddings": "bert/embeddings/position_embeddings",
+    "Embedding-Norm/gamma": "bert/embeddings/LayerNorm/gamma",
+    "Embedding-Norm/beta": "bert/embeddings/LayerNorm/beta",
+    "Embedding-Mapping/kernel": "bert/encoder/embedding_hidden_mapping_in/kernel",
+    "Embedding-Mapping/bias": "bert/encoder/embedding_hidden_mapping_in/bias",
+}
+
+TF_BLOCK = {
+    "Transformer-{i}-MultiHeadSelfAttention/q_dense/kernel": "bert/encoder/layer_{i}/attention/self/query/kernel",
+    "Transformer-{i}-MultiHeadSelfAttention/q_dense/bias": "bert/encoder/layer_{i}/attention/self/query/bias",
+    "Transformer-{i}-MultiHeadSelfAttention/k_dense/kernel": "bert/encoder/layer_{i}/attention/self/key/kernel",
+    "Transformer-{i}-MultiHeadSelfAttention/k_dense/bias": "bert/encoder/layer_{i}/attention/self/key/bias",
+    "Transformer-{i}-MultiHeadSelfAttention/v_dense/kernel": "bert/encoder/layer_{i}/attention/self/value/kernel",
+    "Transformer-{i}-MultiHeadSelfAttention/v_dense/bias": "bert/encoder/layer_{i}/attention/self/value/bias",
+    "Transformer-{i}-MultiHeadSelfAttention/o_dense/kernel": "bert/encoder/layer_{i}/attention/output/dense/kernel",
+    "Transformer-{i}-MultiHeadSelfAttention/o_dense/bias": "bert/encoder/layer_{i}/attention/output/dense/bias",
+    "Transformer-{i}-MultiHeadSelfAttention-Norm/gamma": "bert/encoder/layer_{i}/attention/output/LayerNorm/gamma",
+    "Transformer-{i}-MultiHeadSelfAttention-Norm/beta": "bert/encoder/layer_{i}/attention/output/LayerNorm/beta",
+    "Transformer-{i}-FeedForward/i0_dense/kernel": "bert/encoder/layer_{i}/intermediate/dense/kernel",
+    "Transformer-{i}-FeedForward/i0_dense/bias": "bert/encoder/layer_{i}/intermediate/dense/bias",
+    "Transformer-{i}-FeedForward/o_dense/kernel": "bert/encoder/layer_{i}/output/dense/kernel",
+    "Transformer-{i}-FeedForward/o_dense/bias": "bert/encoder/layer_{i}/output/dense/bias",
+    "Transformer-{i}-FeedForward-Norm/gamma": "bert/encoder/layer_{i}/output/LayerNorm/gamma",
+    "Transformer-{i}-FeedForward-Norm/beta": "bert/encoder/layer_{i}/output/LayerNorm/beta",
+}
+
+TF_HEADS = {
+    "Pooler-Dense/kernel": "bert/pooler/dense/kernel",
+    "Pooler-Dense/bias": "bert/pooler/dense/bias",
+    "NSP-Proba/kernel": "cls/seq_relationship/output_weights",  # stored [2, hidden]
+    "NSP-Proba/bias": "cls/seq_relationship/output_bias",
+    "MLM-Dense/kernel": "cls/predictions/transform/dense/kernel",
+    "MLM-Dense/bias": "cls/predictions/transform/dense/bias",
+    "MLM-Norm/gamma": "cls/predictions/transform/LayerNorm/gamma",
+    "MLM-Norm/beta": "cls/predictions/transform/LayerNorm/beta",
+    "MLM-Bias/beta": "cls/predictions/output_bias",
+}
+
+# Tensors indexed by token id: keep_tokens / compound_tokens apply to their rows.
+TF_VOCABULARY = {"bert/embeddings/word_embeddings", "cls/predictions/output_bias"}
+
+
+def expand(table, num_layers):
+    """Instantiates `{i}` templates for blocks 0..num_layers-1."""
+    expanded = {}
+    for path, name in table.items():
+        if "{i}" in path:
+            for i in range(num_layers):
+                expanded[path.replace("{i}", str(i))] = name.replace("{i}", str(i))
+        else:
+            expanded[path] = name
+    return expanded
+
+
+def tf_weight_map(num_layers, vocab_transform=None, position_embeddings=True):
+    """Weight map of a BERT-layout original TF checkpoint.
+
+    Args:
+        num_layers: number of blocks of the model.
+        vocab_transform: `Transform` for vocabulary rows (keep/compound tokens).
+        position_embeddings: False for RoFormer, whose checkpoints have no table.
+    """
+    names = {**TF_EMBEDDINGS, **expand(TF_BLOCK, num_layers), **TF_HEADS}
+    if not position_embeddings:
+        del names["Embedding-Position/embeddings"]
+    weight_map = {}
+    for path, name in names.items():
+        transform = None
+        if name in TF_VOCABULARY:
+            transform = vocab_transform
+        elif name == "cls/seq_relationship/output_weights":
+            transform = TRANSPOSE
+        weight_map[path] = Source(name, transform)
+    return weight_map
+
+
+HF_EMBEDDINGS = {
+    "Embedding-Token/embeddings": "{model}.embeddings.word_embeddings.weight",
+    "Embedding-Segment/embeddings": "{model}.embeddings.token_type_embeddings.weight",
+    "Embedding-Position/embeddings": "{model}.embeddings.position_embeddings.weight",
+    "Embedding-Norm/gamma": "{model}.embeddings.LayerNorm.weight",
+    "Embedding-Norm/beta": "{model}.embeddings.LayerNorm.bias",
+    "Embedding-Mapping/kernel": "{mapping}.weight",
+    "Embedding-Mapping/bias": "{mapping}.bias",
+}
+
+HF_BLOCK = {
+    "Transformer-{i}-MultiHeadSelfAttention/q_dense/kernel": "{model}.encoder.layer.{i}.attention.self.query.weight",
+    "Transformer-{i}-MultiHeadSelfAttention/q_dense/bias": "{model}.encoder.layer.{i}.attention.self.query.bias",
+    "Transformer-{i}-MultiHeadSelfAttention/k_dense/kernel": "{model}.encoder.layer.{i}.attention.self.key.weight",
+    "Transformer-{i}-MultiHeadSelfAttention/k_dense/bias": "{model}.encoder.layer.{i}.attention.self.key.bias",
+    "Transformer-{i}-MultiHeadSelfAttention/v_dense/kernel": "{model}.encoder.layer.{i}.attention.self.value.weight",
+    "Transformer-{i}-MultiHeadSelfAttention/v_dense/bias": "{model}.encoder.layer.{i}.attention.self.value.bias",
+    "Transformer-{i}-MultiHeadSelfAttention/o_dense/kernel": "{model}.encoder.layer.{i}.attention.output.dense.weight",
+    "Transformer-{i}-MultiHeadSelfAttention/o_dense/bias": "{model}.encoder.layer.{i}.attention.output.dense.bias",
+    "Transformer-{i}-MultiHeadSelfAttention-Norm/gamma": "{model}.encoder.layer.{i}.attention.output.LayerNorm.weight",
+    "Transformer-{i}-MultiHeadSelfAttention-Norm/beta": "{model}.encoder.layer.{i}.attention.output.LayerNorm.bias",
+    "Transformer-{i}-FeedForward/i0_dense/kernel": "{model}.encoder.layer.{i}.intermediate.dense.weight",
+    "Transformer-{i}-FeedForward/i0_dense/bias": "{model}.encoder.layer.{i}.intermediate.dense.bias",
+    "Transformer-{i}-FeedForward/o_dense/kernel": "{model}.encoder.layer.{i}.output.dense.weight",
+    "Transformer-{i}-FeedForward/o_dense/bias": "{model}.encoder.layer.{i}.output.dense.bias",
+    "Transformer-{i}-FeedForward-Norm/gamma": "{model}.encoder.layer.{i}.output.LayerNorm.weight",
+    "Transformer-{i}-FeedForward-Norm/beta": "{model}.encoder.layer.{i}.output.LayerNorm.bias",
+}
+
+HF_HEADS = {
+    "Pooler-Dense/kernel": "{model}.pooler.dense.weight",
+    "Pooler-Dense/bias": "{model}.pooler.dense.bias",
+    "NSP-Proba/kernel": "cls.seq_relationship.weight",
+    "NSP-Proba/bias": "cls.seq_relationship.bias",
+    "MLM-Dense/kernel": "cls.predictions.transform.dense.weight",
+    "MLM-Dense/bias": "cls.predictions.transform.dense.bias",
+    "MLM-Norm/gamma": "cls.predictions.transform.LayerNorm.weight",
+    "MLM-Norm/beta": "cls.predictions.transform.LayerNorm.bias",
+    "MLM-Bias/beta": "cls.predictions.bias",
+}
+
+# The MLM decoder is the tied word embeddings (its bias the MLM bias again), position
+# ids and RoFormer's sinusoid table are buffers: none of them is a weight to load.
+HF_IGNORED = (
+    r"^cls\.predictions\.decoder\.(weight|bias)$",
+    r"\.position_ids$",
+    r"\.embed_positions\.weight$",
+)
+
+
+def hf_names(model, mapping, num_layers, position_embeddings=True):
+    """{variable path: HF tensor name} of a BERT-layout model under prefix `model`,
+    whose factorised-embedding projection is the module `mapping`."""
+    names = {**HF_EMBEDDINGS, **expand(HF_BLOCK, num_layers), **HF_HEADS}
+    if not position_embeddings:
+        del names["Embedding-Position/embeddings"]
+    return {
+        path: name.format(model=model, mapping=mapping)
+        for path, name in names.items()
+    }
+
+
+def hf_weight_map(model, mapping, num_layers, vocab_transform=None, position_embeddings=True):
+    """Weight map of a BERT-layout Hugging Face checkpoint (`model` is its prefix,
+    "bert" or "roformer"; `mapping` as in `hf_names`)."""
+    weight_map = {}
+    for path, name in hf_names(model, mapping, num_layers, position_embeddings).items():
+        transform = None
+        if path in ("Embedding-Token/embeddings", "MLM-Bias/beta"):
+            transform = vocab_transform
+        elif path.endswith("/kernel"):
+            transform = TRANSPOSE
+        weight_map[path] = Source(name, transform)
+    return weight_map
+
 
 # bert4keras hard-codes this epsilon for the MLM head's norm in every family.
 MLM_NORM_EPSILON = 1e-12
 
 
+@register
 class BERT(Transformer):
     """BERT as bert4keras builds it.
 
@@ -45,9 +210,13 @@ class BERT(Transformer):
         **kwargs: `Transformer` arguments.
     """
 
-    family = "bert"
+    architecture = "bert"
+    aliases = ("roberta",)
+    hf_model_types = ("bert",)
     use_bias = True  # on every projection
     hf_prefix = "bert"  # of the tensor names in Hugging Face files
+    # The factorised embeddings' projection in Hugging Face files (SimBERT small / tiny).
+    hf_mapping_layer = "bert.encoder.embedding_hidden_mapping_in"
     has_position_table = True
 
     def __init__(
@@ -217,6 +386,7 @@ class BERT(Transformer):
         return x
 
     def mlm_logits(self, x):
+        """Vocabulary logits of hidden states `x` through the (tied) MLM head."""
         x = self.layer(
             "MLM-Dense",
             keras.layers.Dense,
@@ -244,20 +414,52 @@ class BERT(Transformer):
             return x
         return heads[0] if len(heads) == 1 else heads
 
+    # ------------------------------------------------------- decoder protocol
+
+    def logits(self, x):
+        return self.mlm_logits(x)
+
+    def max_positions(self):
+        if self.hierarchical_position:
+            return self.max_position**2
+        return self.max_position
+
+    @property
+    def uses_segments(self):
+        return self.segment_vocab_size > 0
+
+    def can_decode(self):
+        reason = super().can_decode()
+        if reason is None and not self.with_mlm:
+            return "decoding needs the MLM head (with_mlm)"
+        return reason
+
+    # -------------------------------------------------------------- weights
+
     def weight_map(self, layout="tf"):
+        vocab = self.vocab_transform()
         if layout == "hf":
-            return bert.hf_weight_map(
-                self.hf_prefix, self.num_hidden_layers, self.vocab_transform(),
-                self.has_position_table,
+            return WeightMap(
+                hf_weight_map(self.hf_prefix, self.hf_mapping_layer, self.num_hidden_layers,
+                              vocab, self.has_position_table),
+                ignored=HF_IGNORED,
+                prefix=self.hf_prefix + ".",
             )
-        return bert.tf_weight_map(
-            self.num_hidden_layers, self.vocab_transform(), self.has_position_table
-        )
+        return WeightMap(tf_weight_map(self.num_hidden_layers, vocab, self.has_position_table))
 
-    def ignored_sources(self, layout="tf"):
-        return bert.HF_IGNORED if layout == "hf" else ()
+    @classmethod
+    def recognises_checkpoint(cls, names):
+        return any(re.search(POSITION_TABLE_SIGN, name) for name in names)
 
-    def prepare_checkpoint(self, checkpoint, layout):
-        if layout == "hf":
-            return canonical_hf_names(checkpoint, self.hf_prefix + ".")
-        return checkpoint
+
+# A learned position table: BERT's alone among the BERT-layout architectures.
+POSITION_TABLE_SIGN = r"^bert/embeddings/position_embeddings$|^(bert\.)?embeddings\.position_embeddings\."
+# Post-LN block norms: BERT and RoFormer have them, RoFormerV2 does not.
+BLOCK_NORM_SIGN = (
+    r"^bert/encoder/layer_\d+/attention/output/LayerNorm/gamma$"
+    r"|^(bert\.|roformer\.)?encoder\.layer\.\d+\.attention\.output\.LayerNorm\."
+)
+QUERY_SIGN = (
+    r"^bert/encoder/layer_\d+/attention/self/query/kernel$"
+    r"|^(bert\.|roformer\.)?encoder\.layer\.\d+\.attention\.self\.query\.weight$"
+)

@@ -4,12 +4,52 @@ Embeddings and MLM head are RoFormerV2's; each of the L blocks is one
 `x = Norm(x + Dropout(GAU(x)))` with the parameter-free RMS norm and no feed-forward.
 The GAU normalises attention with softmax_plus, `softmax(a · ln(l) / ln(512))`, `l` the
 number of visible keys floored at `length_floor`.
+
+Checkpoints: original TF names come from the `GAU_alpha` class of
+ZhuiyiTechnology/GAU-alpha (its own map; the order of the names changed across
+bert4keras versions, the names did not). The Hugging Face layout is JunnYu's
+`junnyu/chinese_GAU-alpha-char_L-24_H-768`.
 """
-from kerasformer.convert import gau_alpha
+import re
+
+from kerasformer.architectures import register
+from kerasformer.architectures.bert import expand
+from kerasformer.architectures.roformer_v2 import (
+    OUTPUT_MAPPING_NOT_SAVED, RoFormerV2, bias_free_sources,
+)
+from kerasformer.convert.weights import NotSaved, WeightMap
 from kerasformer.layers.gau import GatedAttentionUnit
-from kerasformer.models.roformer_v2 import RoFormerV2
+
+TF_NAMES = {
+    "Embedding-Token/embeddings": "bert/embeddings/word_embeddings",
+    "Embedding-Segment/embeddings": "bert/embeddings/token_type_embeddings",
+    "Transformer-{i}-GatedAttentionUnit/i_dense/kernel": "GAU_alpha/encoder/layer_{i}/gau/i_dense/kernel",
+    "Transformer-{i}-GatedAttentionUnit/q_scaleoffset/gamma": "GAU_alpha/encoder/layer_{i}/gau/q_scaleoffset/gamma",
+    "Transformer-{i}-GatedAttentionUnit/k_scaleoffset/gamma": "GAU_alpha/encoder/layer_{i}/gau/k_scaleoffset/gamma",
+    "Transformer-{i}-GatedAttentionUnit/o_dense/kernel": "GAU_alpha/encoder/layer_{i}/gau/o_dense/kernel",
+}
+
+HF_NAMES = {
+    "Embedding-Token/embeddings": "gau_alpha.embeddings.word_embeddings.weight",
+    "Embedding-Segment/embeddings": "gau_alpha.embeddings.token_type_embeddings.weight",
+    "Transformer-{i}-GatedAttentionUnit/i_dense/kernel": "gau_alpha.encoder.layer.{i}.gau.i_dense.weight",
+    "Transformer-{i}-GatedAttentionUnit/q_scaleoffset/gamma": "gau_alpha.encoder.layer.{i}.gau.q_scaleoffset.weight",
+    "Transformer-{i}-GatedAttentionUnit/k_scaleoffset/gamma": "gau_alpha.encoder.layer.{i}.gau.k_scaleoffset.weight",
+    "Transformer-{i}-GatedAttentionUnit/o_dense/kernel": "gau_alpha.encoder.layer.{i}.gau.o_dense.weight",
+}
+
+# The MLM decoder of the HF port is the tied word embeddings.
+HF_IGNORED = (r"^cls\.predictions\.decoder\.weight$",)
+
+# No released GAU-α factorises its embeddings; neither format names the layer.
+EMBEDDING_MAPPING_NOT_SAVED = NotSaved(
+    "no GAU-α checkpoint factorises its embeddings (embedding_size ≠ hidden_size)"
+)
+
+GAU_SIGN = r"^GAU_alpha/encoder/layer_\d+/gau/|^(gau_alpha\.)?encoder\.layer\.\d+\.gau\."
 
 
+@register
 class GAUAlpha(RoFormerV2):
     """GAU-α; arguments as `RoFormerV2`, plus:
 
@@ -20,9 +60,10 @@ class GAUAlpha(RoFormerV2):
         num_attention_heads: unused by the single-head GAU (configs may omit it).
     """
 
-    family = "gau_alpha"
+    architecture = "gau_alpha"
+    aliases = ("gau-alpha", "gau")
+    hf_model_types = ("gau_alpha", "gau-alpha")
     initializer_order = 3
-    weight_maps = gau_alpha
     required_arguments = (
         "vocab_size", "hidden_size", "num_hidden_layers", "intermediate_size",
         "hidden_act", "attention_key_size",
@@ -47,3 +88,20 @@ class GAUAlpha(RoFormerV2):
             kernel_initializer=self.initializer,
         )
         return self.residual(x, self.call_attention(unit, x, index, context), name)
+
+    def weight_map(self, layout="tf"):
+        names = expand(TF_NAMES if layout == "tf" else HF_NAMES, self.num_hidden_layers)
+        sources = bias_free_sources(names, layout, self.vocab_transform())
+        sources["Embedding-Mapping/kernel"] = EMBEDDING_MAPPING_NOT_SAVED
+        sources["Output-Mapping/kernel"] = OUTPUT_MAPPING_NOT_SAVED
+        if layout == "hf":
+            return WeightMap(sources, ignored=HF_IGNORED, prefix="gau_alpha.")
+        return WeightMap(sources)
+
+    @classmethod
+    def recognises_checkpoint(cls, names):
+        return any(re.search(GAU_SIGN, n) for n in names)
+
+    @classmethod
+    def recognises_config(cls, config):
+        return str(config.get("model_type", "")).lower() in cls.hf_model_types

@@ -3,20 +3,42 @@
 Embeddings are token + segment → Embedding-Norm → Dropout (no position table); every
 attention layer rotates its queries and keys by the `Embedding-Rotary-Position`
 sinusoid (interleaved RoPE at the key head size). Blocks, heads and checkpoint names
-are BERT's. RoFormer-Sim (SimBERTv2) is this family with `application="unilm",
+are BERT's (`kerasformer.architectures.bert`), under `roformer.` in Hugging Face files. RoFormer-Sim (SimBERTv2) is this family with `application="unilm",
 with_pool="linear"`.
 """
+import re
+
+from kerasformer.architectures import register
+from kerasformer.architectures.bert import BERT, BLOCK_NORM_SIGN, POSITION_TABLE_SIGN
 from kerasformer.layers.rotary import SinusoidalPositionEmbedding
-from kerasformer.models.bert import BERT
 
 
+@register
 class RoFormer(BERT):
     """RoFormer v1 as bert4keras builds it; arguments as `BERT` (no `max_position`
     limit applies: rotary positions extend to any length)."""
 
-    family = "roformer"
+    architecture = "roformer"
+    aliases = ()
+    hf_model_types = ("roformer",)
     hf_prefix = "roformer"
+    hf_mapping_layer = "roformer.embeddings_project"
     has_position_table = False
+
+    @classmethod
+    def recognises_checkpoint(cls, names):
+        # BERT's layout with block norms and without a position table.
+        return any(re.search(BLOCK_NORM_SIGN, n) for n in names) and not any(
+            re.search(POSITION_TABLE_SIGN, n) for n in names
+        )
+
+    @classmethod
+    def recognises_config(cls, config):
+        # JunnYu's RoFormerV2 configs share model_type "roformer".
+        return super().recognises_config(config) and not is_roformer_v2_config(config)
+
+    def max_positions(self):
+        return None
 
     def rotary_embeddings(self, token_ids, position_ids=None):
         """The RoPE table of the positions of `token_ids` (or of `position_ids`)."""
@@ -40,3 +62,8 @@ class RoFormer(BERT):
         x = self.norm_layer("Embedding-Norm")(x)
         x = self.dropout(x, "Embedding-Dropout")
         return self.map_embeddings(x)  # (batch, seq, hidden_size)
+
+
+def is_roformer_v2_config(config):
+    """JunnYu's RoFormerV2 configs: model_type "roformer" with RMS norms, no biases."""
+    return config.get("norm_type") == "rms_norm" or config.get("use_bias") is False

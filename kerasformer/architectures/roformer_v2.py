@@ -8,17 +8,24 @@
 
 Every Norm is the parameter-free RMS norm; there is no pooler, no MLM transform and no
 output bias.
+
+Checkpoints: the original TF names are BERT's minus every bias and norm parameter
+(bert4keras derives RoFormerV2's map exactly so); the Hugging Face layout is JunnYu's
+`junnyu/roformer_v2_chinese_char_*` (model_type "roformer" with RMS norms).
 """
+import re
+
 import keras
 
-from kerasformer.convert import roformer_v2
-from kerasformer.convert.checkpoints import canonical_hf_names
+from kerasformer.architectures import bert, register
+from kerasformer.architectures.base import TruncatedNormal
+from kerasformer.architectures.roformer import RoFormer, is_roformer_v2_config
+from kerasformer.convert.weights import TRANSPOSE, NotSaved, Source, WeightMap
 from kerasformer.layers.normalization import LayerNormalization
-from kerasformer.models.roformer import RoFormer
 
 
 @keras.saving.register_keras_serializable(package="kerasformer")
-class DepthScaledTruncatedNormal(keras.initializers.Initializer):
+class DepthScaledTruncatedNormal(TruncatedNormal):
     """RoFormerV2 / GAU-α initializer: truncated normal (±2σ) with
     `σ = 1.13684723 / √fan · L^(−1/order)`.
 
@@ -34,33 +41,34 @@ class DepthScaledTruncatedNormal(keras.initializers.Initializer):
     """
 
     def __init__(self, num_layers, order=2, seed=None):
+        super().__init__(stddev=None, seed=seed)
         self.num_layers = num_layers
         self.order = order
-        self.seed = seed
 
-    def __call__(self, shape, dtype=None):
+    def scale(self, shape):
         fan = shape[1] if shape[0] > 10000 or shape[0] < 10 else shape[0]
-        stddev = 1.13684723 / fan**0.5 * self.num_layers ** (-1.0 / self.order)
-        return keras.random.truncated_normal(shape, stddev=stddev, dtype=dtype, seed=self.seed)
+        return 1.13684723 / fan**0.5 * self.num_layers ** (-1.0 / self.order)
 
     def get_config(self):
         return {"num_layers": self.num_layers, "order": self.order, "seed": self.seed}
 
 
+@register
 class RoFormerV2(RoFormer):
     """RoFormerV2 as bert4keras builds it; arguments as `BERT`, without heads other
     than the MLM (`with_pool` / `with_nsp` raise: the model has no pooler)."""
 
-    family = "roformer_v2"
+    architecture = "roformer_v2"
+    aliases = ("roformerv2",)
+    hf_model_types = ("roformer",)
     use_bias = False
     initializer_order = 2
-    weight_maps = roformer_v2  # the convert module with this family's layouts
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         if self.with_pool:
             raise ValueError(
-                f"{self.family} has no pooler (with_pool / with_nsp); take the first "
+                f"{self.architecture} has no pooler (with_pool / with_nsp); take the first "
                 "token of the sequence output instead"
             )
 
@@ -98,12 +106,65 @@ class RoFormerV2(RoFormer):
         )(self.mlm_logits(x))
 
     def weight_map(self, layout="tf"):
-        return self.weight_maps.weight_map(layout, self.num_hidden_layers, self.vocab_transform())
-
-    def ignored_sources(self, layout="tf"):
-        return self.weight_maps.HF_IGNORED if layout == "hf" else ()
-
-    def prepare_checkpoint(self, checkpoint, layout):
+        names = tf_names(self.num_hidden_layers) if layout == "tf" else hf_names(self.num_hidden_layers)
+        sources = bias_free_sources(names, layout, self.vocab_transform())
+        sources["Output-Mapping/kernel"] = OUTPUT_MAPPING_NOT_SAVED
         if layout == "hf":
-            return canonical_hf_names(checkpoint, self.weight_maps.HF_PREFIX)
-        return checkpoint
+            return WeightMap(sources, ignored=bert.HF_IGNORED, prefix="roformer.")
+        return WeightMap(sources)
+
+    @classmethod
+    def recognises_checkpoint(cls, names):
+        # BERT's query projections without any block norm (nor GAU's layers).
+        return any(re.search(bert.QUERY_SIGN, n) for n in names) and not any(
+            re.search(bert.BLOCK_NORM_SIGN, n) for n in names
+        )
+
+    @classmethod
+    def recognises_config(cls, config):
+        return str(config.get("model_type", "")).lower() in cls.hf_model_types and (
+            is_roformer_v2_config(config)
+        )
+
+
+# bert4keras builds an `Output-Mapping` when embedding_size ≠ hidden_size but never
+# saves it; no released RoFormerV2 has one.
+OUTPUT_MAPPING_NOT_SAVED = NotSaved(
+    "bert4keras never saves RoFormerV2's Output-Mapping (embedding_size ≠ hidden_size)"
+)
+
+
+def tf_names(num_layers):
+    """BERT's original names without biases, norms and positions."""
+    return {
+        path: name
+        for path, name in {**bert.TF_EMBEDDINGS, **bert.expand(bert.TF_BLOCK, num_layers)}.items()
+        if not re.search("beta|gamma|bias|position", name)
+    }
+
+
+def hf_names(num_layers):
+    """JunnYu's RoFormer names of the embeddings and blocks, without biases and norms."""
+    names = bert.hf_names("roformer", "roformer.embeddings_project", num_layers,
+                          position_embeddings=False)
+    return {
+        path: name
+        for path, name in names.items()
+        if not path.startswith(("Pooler", "NSP", "MLM"))
+        and not re.search(r"LayerNorm|\.bias$", name)
+    }
+
+
+def bias_free_sources(names, layout, vocab_transform=None):
+    """`Source`s for a {variable path: tensor name} table of a bias-free architecture:
+    token-embedding rows go through `vocab_transform`, and in the HF layout every
+    kernel is a torch `Linear` weight to transpose."""
+    result = {}
+    for path, name in names.items():
+        if path.startswith("Embedding-Token/"):
+            result[path] = Source(name, vocab_transform)
+        elif layout == "hf" and path.endswith("/kernel"):
+            result[path] = Source(name, TRANSPOSE)
+        else:
+            result[path] = Source(name)
+    return result

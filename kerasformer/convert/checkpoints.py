@@ -1,4 +1,7 @@
-"""Opening a checkpoint of any supported format, and telling layouts and families apart."""
+"""Opening a checkpoint of any supported format; its layout; canonical Hugging Face names.
+
+Which architecture a checkpoint belongs to is each architecture's own knowledge
+(`kerasformer.architectures.recognise_checkpoint`)."""
 import collections.abc
 import os
 import re
@@ -91,35 +94,3 @@ def canonical_hf_names(checkpoint, prefix, head_prefixes=("cls.",)):
     if all(rename(name) == name for name in names):
         return checkpoint
     return RenamedCheckpoint(checkpoint, rename)
-
-
-# Distinctive tensor names of each family's checkpoints, most specific first.
-_FAMILY_SIGNS = [
-    ("gau_alpha", r"^GAU_alpha/encoder/layer_\d+/gau/|^(gau_alpha\.)?encoder\.layer\.\d+\.gau\."),
-    ("gpt2", r"^gpt/transformer/layer_\d+/attention/input/LayerNorm/|^(transformer\.)?h\.\d+\.attn\."),
-    ("bert", r"^bert/embeddings/position_embeddings$|^(bert\.)?embeddings\.position_embeddings\."),
-    ("roformer", r"^bert/encoder/layer_\d+/attention/output/LayerNorm/gamma$"
-                 r"|^(roformer\.)?encoder\.layer\.\d+\.attention\.output\.LayerNorm\."),
-    ("roformer_v2", r"^bert/encoder/layer_\d+/attention/self/query/kernel$"
-                    r"|^(roformer\.)?encoder\.layer\.\d+\.attention\.self\.query\.weight$"),
-]
-
-
-def guess_family(names):
-    """The family whose checkpoints use these tensor names, or None."""
-    names = list(names)
-    for family, pattern in _FAMILY_SIGNS:
-        if any(re.search(pattern, name) for name in names):
-            return family
-    return None
-
-
-def family_hint(names, family):
-    """Advice for a checkpoint that does not fit `family`, or None."""
-    guess = guess_family(names)
-    if guess is None or guess == family:
-        return None
-    return (
-        f"These tensor names look like a {guess!r} checkpoint, not {family!r}: "
-        f"try model={guess!r}."
-    )

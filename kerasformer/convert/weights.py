@@ -1,13 +1,13 @@
-"""Strict, name-based weight loading — the one mechanism every family and format uses.
+"""Strict, name-based weight loading — the one mechanism every architecture and format uses.
 
-A family describes its weights as a *weight map*: a dict from a Keras variable path
+An architecture describes its weights as a *weight map* per layout: a dict from a Keras variable path
 (`"Transformer-0-MultiHeadSelfAttention/q_dense/kernel"`) to the source tensor that
-fills it and an optional transform. The map covers every part the family can build
+fills it and an optional transform. The map covers every part the architecture can build
 (pooler, NSP, MLM head, ...); `load_weights` then checks coverage both ways before it
 touches a single variable:
 
 - every variable of the model has an entry and its source tensor exists (else
-  "missing");
+  "missing"; a `NotSaved` entry is missing with its reason);
 - every source tensor is consumed, belongs to a part this model was not built with
   (reported as "skipped"), or is bookkeeping such as optimizer slots ("ignored");
   anything else is "unused";
@@ -61,6 +61,38 @@ class Source:
 
     name: str
     transform: Transform | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class NotSaved:
+    """Marks a variable that this layout's checkpoints genuinely never contain.
+
+    Loading a model that has the variable fails with `reason` in the error (unless
+    `ignore_invalid_weights=True`); a model without it loads as usual.
+    """
+
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True)
+class WeightMap:
+    """How one checkpoint layout fills an architecture's variables.
+
+    Attributes:
+        sources: variable path (without the model's prefix) -> `Source`, or
+            `NotSaved` for a variable the layout never holds. Covers every part
+            the architecture can build; parts a model was not built with mark
+            their tensors as skipped rather than unused.
+        ignored: regexes of tensors in this layout that are not weights (tied
+            copies, buffers), on top of `IGNORED_PATTERNS`.
+        prefix: for Hugging Face layouts, the model prefix (`"bert."`) under which
+            tensor names are made canonical before mapping (see
+            `convert.checkpoints.canonical_hf_names`); None for TF layouts.
+    """
+
+    sources: dict
+    ignored: tuple = ()
+    prefix: str | None = None
 
 
 @dataclasses.dataclass
@@ -134,15 +166,15 @@ def load_weights(
     Args:
         variables: dict, Keras variable path -> variable (all weights of the model).
         checkpoint: mapping, tensor name -> array (a `TFCheckpoint`, a dict, ...).
-        weight_map: dict, variable path -> `Source`, covering every part the family
-            can build; entries for variables the model lacks mark their sources as
-            belonging to unbuilt parts.
+        weight_map: a `WeightMap`, or a dict variable path -> `Source` / `NotSaved`,
+            covering every part the architecture can build; entries for variables
+            the model lacks mark their sources as belonging to unbuilt parts.
         ignore_invalid_weights: bool. Leave missing / mis-shaped variables as they
             are and tolerate unused tensors, with a warning, instead of raising.
         ignored_patterns: regexes of source names that are never model weights.
         source_description: how to name the checkpoint in messages.
         hint: optional callable `(report) -> str | None` adding advice to the error
-            (e.g. which family the checkpoint looks like).
+            (e.g. which architecture the checkpoint looks like).
         progress: optional label of a tqdm progress bar over the assignments (shown
             unless HF_HUB_DISABLE_PROGRESS_BARS is set, like the downloads').
 
@@ -152,8 +184,11 @@ def load_weights(
     Raises:
         WeightLoadError: on missing, unused or mis-shaped weights.
         LookupError: if a model variable has no entry in `weight_map` (a bug in the
-            family's map, not in the checkpoint).
+            architecture's map, not in the checkpoint).
     """
+    if isinstance(weight_map, WeightMap):
+        ignored_patterns = tuple(ignored_patterns) + tuple(weight_map.ignored)
+        weight_map = weight_map.sources
     unmapped = sorted(set(variables) - set(weight_map))
     if unmapped:
         raise LookupError(
@@ -164,6 +199,9 @@ def load_weights(
     consumed, planned = set(), []
     for path, source in weight_map.items():
         if path not in variables:
+            continue
+        if isinstance(source, NotSaved):
+            report.missing.append((path, f"<never saved: {source.reason}>"))
             continue
         consumed.add(source.name)
         if source.name not in available:
@@ -178,7 +216,9 @@ def load_weights(
             continue
         planned.append((path, source))
 
-    unbuilt = {s.name for p, s in weight_map.items() if p not in variables}
+    unbuilt = {
+        s.name for p, s in weight_map.items() if p not in variables and isinstance(s, Source)
+    }
     for name in sorted(available - consumed):
         if name in unbuilt:
             report.skipped.append(name)

@@ -17,6 +17,7 @@ soon as it is finished and otherwise drops finished beams, shrinking the beam.
 import numpy as np
 from keras import ops
 
+from kerasformer.generation import sampling
 from kerasformer.generation.compile import compile_model_function
 
 # Prefix lengths are padded up to a multiple of this, so calls share compilations.
@@ -28,32 +29,30 @@ DEAD = -1e30
 class AutoRegressiveDecoder:
     """Generates continuations of token-id prefixes with a model family.
 
+    The transformer answers the decoder protocol of `Transformer`: `can_decode()`,
+    `max_positions()`, `uses_segments`, `init_caches`, `call_with_cache`, `logits`.
+
     Args:
-        transformer: a `Transformer` with an MLM head, application "unilm" (the
-            prefix is the source, generated tokens are segment 1) or "lm" (they
-            continue the prefix), e.g. from
+        transformer: a `Transformer` with a language-model head, application
+            "unilm" (the prefix is the source, generated tokens are segment 1) or
+            "lm" (they continue the prefix), e.g. from
             `build_transformer_model(..., return_keras_model=False)`.
         end_id: int. The token that ends a sequence.
         min_ends: int. End tokens a sequence must hold to count as finished.
     """
 
     def __init__(self, transformer, end_id, min_ends=1):
-        if transformer.application not in ("unilm", "lm"):
-            raise ValueError(
-                "decoding needs a model built with application='unilm' or 'lm', not "
-                f"{transformer.application!r}"
-            )
+        reason = transformer.can_decode()
+        if reason is not None:
+            raise ValueError(reason)
         self.transformer = transformer
         self.model = transformer.build()
         self.vocab_size = transformer.vocab_size
         self.end_id = int(end_id)
         self.min_ends = int(min_ends)
         self.generated_segment = 1 if transformer.application == "unilm" else 0
-        self.has_segments = getattr(transformer, "segment_vocab_size", 0) > 0
-        self.max_position = (
-            None if hasattr(transformer, "rotary_embeddings")
-            else getattr(transformer, "max_position", None)
-        )
+        self.has_segments = transformer.uses_segments
+        self.max_position = transformer.max_positions()
         # Shared by every decoder of this model: end tokens and lengths are inputs
         # of the compiled function, not part of it.
         self._compiled = transformer.compiled_functions
@@ -79,7 +78,7 @@ class AutoRegressiveDecoder:
         return _trim(tokens, lengths)
 
     def random_sample(self, prefixes, n, maxlen, minlen=1, topk=None, topp=None,
-                      temperature=1.0, seed=None):
+                      temperature=1.0, seed=None, restrictions=None):
         """`n` sampled continuations of each prefix, in one batch.
 
         Args:
@@ -91,23 +90,35 @@ class AutoRegressiveDecoder:
                 probabilities first reach `topp` (after `topk`).
             temperature: float. Divides the logits.
             seed: int. The same seed gives the same samples.
+            restrictions: list of `kerasformer.generation.sampling.Restriction`
+                applied in order instead of temperature / top-k / top-p (which must
+                then be left at their defaults).
 
         Returns:
             For each prefix, a list of `n` int32 arrays of generated ids.
         """
         n = _positive_int(n, "n")
-        if topk is not None:
-            topk = _positive_int(topk, "topk")
-            if topk > self.vocab_size:
-                raise ValueError(f"topk={topk} exceeds the vocabulary size {self.vocab_size}")
-        if topp is not None and not 0 < topp <= 1:
-            raise ValueError(f"topp must be in (0, 1], got {topp!r}")
+        if restrictions is None:
+            if topk is not None:
+                topk = _positive_int(topk, "topk")
+                if topk > self.vocab_size:
+                    raise ValueError(f"topk={topk} exceeds the vocabulary size {self.vocab_size}")
+            restrictions = [sampling.temperature(temperature)]
+            if topk is not None:
+                restrictions.append(sampling.top_k(topk))
+            if topp is not None:
+                restrictions.append(sampling.top_p(topp))
+        elif topk is not None or topp is not None or temperature != 1.0:
+            raise ValueError("pass either restrictions or topk / topp / temperature, not both")
+        restrictions = tuple(restrictions)
+        if not all(isinstance(r, sampling.Restriction) for r in restrictions):
+            raise TypeError("restrictions must be kerasformer.generation.sampling.Restriction objects")
         maxlen = _positive_int(maxlen, "maxlen")
         rows = len(prefixes) * n
         uniforms = np.random.default_rng(seed).random((maxlen, rows), dtype=np.float32)
         tokens, lengths = self._run(
-            "sample", prefixes, maxlen, minlen, rows=n, uniforms=uniforms, topk=topk,
-            topp=topp, temperature=temperature,
+            "sample", prefixes, maxlen, minlen, rows=n, uniforms=uniforms,
+            restrictions=restrictions,
         )
         samples = _trim(tokens, lengths)
         return [samples[i * n:(i + 1) * n] for i in range(len(prefixes))]
@@ -127,23 +138,24 @@ class AutoRegressiveDecoder:
 
     # ----------------------------------------------------------------- driving
 
-    def _run(self, strategy, prefixes, maxlen, minlen, rows, uniforms, topk=None,
-             topp=None, temperature=1.0):
+    def _run(self, strategy, prefixes, maxlen, minlen, rows, uniforms, restrictions=(),
+             temperature=1.0):
         maxlen = _positive_int(maxlen, "maxlen")
         if isinstance(minlen, bool) or not isinstance(minlen, (int, np.integer)) or minlen < 0:
             raise ValueError(f"minlen must be a non-negative integer, got {minlen!r}")
         if not temperature > 0:
             raise ValueError(f"temperature must be positive, got {temperature!r}")
         token_ids, lengths = self._pad_prefixes(prefixes, maxlen)
-        key = ("decode", strategy, rows, topk, topp is not None, maxlen, len(lengths))
+        # Everything that changes the traced program, and nothing else.
+        key = ("decode", strategy, rows, tuple(r.key for r in restrictions), maxlen, len(lengths))
         if key not in self._compiled:
-            self._compiled[key] = self._compile(*key[1:])
+            self._compiled[key] = self._compile(strategy, rows, restrictions, maxlen, len(lengths))
         if uniforms is None:
             uniforms = np.zeros((maxlen, len(lengths) * rows), np.float32)
         scalars = (
             np.int32(minlen),
             np.float32(temperature),
-            np.float32(1.0 if topp is None else topp),
+            np.asarray([r.value for r in restrictions] or [0.0], np.float32),
             np.int32(self.end_id),
             np.int32(self.min_ends),
         )
@@ -166,7 +178,7 @@ class AutoRegressiveDecoder:
         if self.max_position is not None and longest + maxlen > self.max_position:
             raise ValueError(
                 f"a prefix of {longest} tokens plus maxlen={maxlen} exceeds the "
-                f"{self.max_position} learned positions"
+                f"{self.max_position} positions of this model"
             )
         width = -(-longest // PREFIX_BUCKET) * PREFIX_BUCKET
         token_ids = np.zeros((len(prefixes), width), np.int32)
@@ -181,15 +193,14 @@ class AutoRegressiveDecoder:
             token_ids[row, : len(ids)] = ids
         return token_ids, np.asarray(lengths, np.int32)
 
-    def _compile(self, strategy, rows, topk, use_topp, maxlen, inputs):
-        def run(token_ids, lengths, uniforms, minlen, temperature, topp, end_id, min_ends):
+    def _compile(self, strategy, rows, restrictions, maxlen, inputs):
+        def run(token_ids, lengths, uniforms, minlen, temperature, values, end_id, min_ends):
             stop = (end_id, min_ends, minlen)
             if strategy == "beam":
                 return self._beam_search(token_ids, lengths, stop, temperature, rows, maxlen)
             return self._sample(
-                token_ids, lengths, uniforms, stop, temperature, topp,
-                rows=rows, greedy=strategy == "greedy", topk=topk,
-                use_topp=use_topp, maxlen=maxlen,
+                token_ids, lengths, uniforms, stop, values, rows=rows,
+                greedy=strategy == "greedy", restrictions=restrictions, maxlen=maxlen,
             )
 
         return compile_model_function(run, self.model.variables, rows=inputs * rows)
@@ -203,7 +214,7 @@ class AutoRegressiveDecoder:
         return inputs
 
     def _logits(self, hidden):
-        return ops.cast(self.transformer.mlm_logits(hidden)[:, 0], "float32")  # (batch, vocab)
+        return ops.cast(self.transformer.logits(hidden)[:, 0], "float32")  # (batch, vocab)
 
     def _encode_prefix(self, token_ids, lengths, maxlen):
         """Fills the caches with the prefix; returns the logits of the first token."""
@@ -245,8 +256,8 @@ class AutoRegressiveDecoder:
         )
         return self._logits(hidden), key_valid, caches
 
-    def _sample(self, token_ids, lengths, uniforms, stop, temperature, topp, *, rows,
-                greedy, topk, use_topp, maxlen):
+    def _sample(self, token_ids, lengths, uniforms, stop, values, *, rows, greedy,
+                restrictions, maxlen):
         end_id, min_ends, minlen = stop
         width = ops.shape(token_ids)[1]
         logits, caches, key_valid = self._encode_prefix(token_ids, lengths, maxlen)
@@ -260,7 +271,8 @@ class AutoRegressiveDecoder:
         def choose(logits, step):
             if greedy:
                 return ops.cast(ops.argmax(logits, axis=-1), "int32")
-            return _sample_tokens(logits / temperature, uniforms[step], topk, use_topp, topp)
+            candidates = sampling.restrict(logits, restrictions, values)
+            return sampling.draw(candidates, uniforms[step])
 
         def record(token, step, tokens, out_lengths, finished, end_counts):
             token = ops.where(finished, 0, token)  # finished rows only pad
@@ -383,60 +395,6 @@ class AutoRegressiveDecoder:
         leader = ops.argmax(scores, axis=1)[:, None, None]
         leader_tokens = ops.take_along_axis(tokens, leader, axis=1)[:, 0]
         return ops.where(done[:, None], best, leader_tokens), best_lengths
-
-
-def _sample_tokens(logits, uniforms, topk, use_topp, topp):
-    """Draws one token per row by inverse-CDF sampling with the given uniforms.
-
-    Top-k keeps the k most probable tokens and renormalises; top-p then keeps, in
-    order of probability, the tokens up to and including the first at which the
-    cumulative mass reaches `topp` (bert4keras' rules).
-    """
-    probabilities = ops.softmax(logits, axis=-1)  # (batch, vocab)
-    candidates = None
-    if topk is not None:
-        probabilities, candidates = ops.top_k(probabilities, topk)  # sorted, descending
-        probabilities = probabilities / ops.sum(probabilities, axis=-1, keepdims=True)
-        if use_topp:
-            before = ops.cumsum(probabilities, axis=-1) - probabilities
-            probabilities = ops.where(before < topp, probabilities, 0.0)
-    elif use_topp:
-        # No full sort of the vocabulary (slow under XLA on CPU): the same set is
-        # every token at least as probable as the nucleus threshold.
-        threshold = _nucleus_threshold(probabilities, topp)
-        probabilities = ops.where(probabilities >= threshold[:, None], probabilities, 0.0)
-    cumulative = ops.cumsum(probabilities, axis=-1)
-    threshold = uniforms * cumulative[:, -1]
-    choice = ops.sum(ops.cast(cumulative <= threshold[:, None], "int32"), axis=-1)
-    choice = ops.minimum(choice, ops.shape(cumulative)[-1] - 1)
-    if candidates is None:
-        return choice
-    return ops.cast(ops.take_along_axis(candidates, choice[:, None], axis=-1)[:, 0], "int32")
-
-
-def _nucleus_threshold(probabilities, topp):
-    """Per row, the largest t with `sum(p[p >= t]) >= topp`: the smallest probability
-    that top-p sampling keeps.
-
-    Found exactly by bisection over float32 bit patterns, which order non-negative
-    floats like their values: 31 masked sums instead of a sort.
-    """
-    probabilities = ops.cast(probabilities, "float32")  # the bisection runs on its bits
-    rows = ops.shape(probabilities)[0]
-    target = ops.minimum(topp, ops.sum(probabilities, axis=-1))  # topp=1 keeps all
-    low = ops.zeros((rows,), "int32")  # the bits of 0.0, which keeps every token
-    high = ops.full((rows,), 0x3F800001, "int32")  # just above 1.0, which keeps none
-
-    def halve(_, bounds):
-        low, high = bounds
-        middle = low + (high - low) // 2
-        threshold = ops.view(middle, "float32")[:, None]
-        mass = ops.sum(ops.where(probabilities >= threshold, probabilities, 0.0), axis=-1)
-        enough = mass >= target
-        return ops.where(enough, middle, low), ops.where(enough, high, middle)
-
-    low, _ = ops.fori_loop(0, 31, halve, (low, high))
-    return ops.view(low, "float32")
 
 
 def _gather_caches(caches, rows):

@@ -12,8 +12,8 @@ import os
 import pathlib
 import re
 
-FAMILIES = ("roformer-sim", "simbert", "roformer", "roformer-v2", "gau-alpha", "bert", "cpm-lm")
-TASKS = ("similarity", "masked_lm", "causal_lm")
+from kerasformer import families
+
 FILE_ROLES = ("config", "vocab", "weights", "tokenizer")
 COMMIT = re.compile(r"^[0-9a-f]{40}$")
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -53,8 +53,11 @@ def validate_manifest(manifest, source="manifest"):
     need(re.fullmatch(r"[a-z0-9][a-z0-9.-]*", manifest["name"]) is not None,
          "name must be lower-case letters, digits, '-' and '.'")
     need(all(isinstance(a, str) and a for a in manifest["aliases"]), "aliases must be strings")
-    need(manifest["family"] in FAMILIES, f"family must be one of {FAMILIES}")
-    need(manifest["task"] in TASKS, f"task must be one of {TASKS}")
+    known = families.families()
+    need(manifest["family"] in known, f"family must be one of {tuple(known)}")
+    if manifest["family"] in known:
+        expected = known[manifest["family"]].task
+        need(manifest["task"] == expected, f"task must be {expected!r}, the task of family {manifest['family']!r}")
 
     hub = manifest["hub"]
     need(isinstance(hub.get("repo_id"), str) and hub["repo_id"].count("/") == 1,
@@ -141,6 +144,17 @@ def find_manifest(name):
     manifests, names = _load()
     key = names.get(_normalise(name))
     return None if key is None else manifests[key]
+
+
+def find_release(directory_name):
+    """The manifest whose original release unpacks to a directory of this name
+    (the zip's name without `.zip`), or None."""
+    for manifest in list_manifests().values():
+        url = manifest["original"].get("url") or ""
+        stem = url.rsplit("/", 1)[-1]
+        if stem.endswith(".zip") and stem[:-4] == directory_name:
+            return manifest
+    return None
 
 
 def suggest(name):

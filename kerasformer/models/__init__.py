@@ -1,10 +1,17 @@
-"""Model families, the bert4keras-compatible builder, tasks and `load`."""
-from kerasformer.models.base import Transformer
-from kerasformer.models.bert import BERT
+"""The bert4keras-compatible builder, the tasks and `load` (bert4keras' `models` path).
+
+Architectures live in `kerasformer.architectures` and are re-exported here under
+their bert4keras class names.
+"""
+from kerasformer.architectures.base import Transformer, TransformerModel
+from kerasformer.architectures.bert import BERT
+from kerasformer.architectures.gau_alpha import GAUAlpha
+from kerasformer.architectures.roformer import RoFormer
+from kerasformer.architectures.roformer_v2 import RoFormerV2
+from kerasformer.loading import load
 from kerasformer.models.builder import build_transformer_model
-from kerasformer.models.gau_alpha import GAUAlpha
 from kerasformer.models.masked_lm import MaskedLanguageModel
-from kerasformer.models.registry import load
-from kerasformer.models.roformer import RoFormer
-from kerasformer.models.roformer_v2 import RoFormerV2
 from kerasformer.models.similarity import SimilarityModel
+
+# The task classes by the names families and presets use.
+TASK_CLASSES = {task.task: task for task in (SimilarityModel, MaskedLanguageModel)}

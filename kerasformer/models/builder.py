@@ -1,27 +1,9 @@
 """`build_transformer_model`: bert4keras' entry point, with its arguments and defaults."""
 import difflib
-import json
 import os
 
-from kerasformer.models.base import Transformer
-from kerasformer.models.bert import BERT
-from kerasformer.models.gau_alpha import GAUAlpha
-from kerasformer.models.roformer import RoFormer
-from kerasformer.models.roformer_v2 import RoFormerV2
-
-FAMILIES = {
-    "bert": BERT,
-    "roberta": BERT,
-    "roformer": RoFormer,
-    "roformer_v2": RoFormerV2,
-    "gau_alpha": GAUAlpha,
-}
-
-# bert4keras model names kerasformer does not build (yet), to say so plainly.
-NOT_SUPPORTED = (
-    "albert", "albert_unshared", "nezha", "electra", "gpt", "gpt2", "gpt2_ml",
-    "t5", "t5.1.0", "t5.1.1", "mt5.1.1",
-)
+from kerasformer import architectures
+from kerasformer.presets import read_json
 
 # Config-file keys the builder turns into constructor arguments; accepted as keyword
 # arguments too, as bert4keras merges both before reading them.
@@ -40,48 +22,17 @@ UNSUPPORTED_OPTIONS = (
 
 def read_config(config_path):
     """Reads a `bert_config.json` / HF `config.json`, with errors that name the file."""
-    config_path = os.fspath(config_path)
-    if not os.path.isfile(config_path):
-        raise FileNotFoundError(f"config file not found: {config_path!r}")
-    with open(config_path, encoding="utf-8") as file:
-        try:
-            config = json.load(file)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"config {config_path!r} is not valid JSON: {error}") from None
-    if not isinstance(config, dict):
-        raise ValueError(f"config {config_path!r} must hold a JSON object")
-    return config
+    return read_json(config_path, "config")
 
 
-def get_family(model):
-    """The `Transformer` subclass for a `model=` name (or the class itself)."""
-    if isinstance(model, type) and issubclass(model, Transformer):
-        return model
-    if not isinstance(model, str):
-        raise TypeError(f"model must be a name or a Transformer subclass, got {model!r}")
-    name = model.lower()
-    if name in FAMILIES:
-        return FAMILIES[name]
-    if name in NOT_SUPPORTED:
-        raise ValueError(
-            f"model={model!r} is a bert4keras model that kerasformer does not "
-            f"build; available: {', '.join(FAMILIES)}"
-        )
-    close = difflib.get_close_matches(name, FAMILIES, n=1)
-    suggestion = f" (did you mean {close[0]!r}?)" if close else ""
-    raise ValueError(
-        f"unknown model {model!r}{suggestion}; available: {', '.join(FAMILIES)}"
-    )
+def transformer_arguments(architecture, config, kwargs, config_path=None):
+    """Constructor arguments of `architecture` from a config dict and explicit kwargs.
 
-
-def transformer_arguments(family, config, kwargs, config_path=None):
-    """Constructor arguments of `family` from a config dict and explicit kwargs.
-
-    Config keys the family does not know are ignored (configs carry many, such as
+    Config keys the architecture does not know are ignored (configs carry many, such as
     `initializer_range`); explicit keyword arguments it does not know are errors, so
     a misspelt option never goes unnoticed.
     """
-    accepted = family.argument_names()
+    accepted = architecture.argument_names()
     unsupported = sorted(set(kwargs) & set(UNSUPPORTED_OPTIONS))
     if unsupported:
         raise TypeError(
@@ -95,7 +46,7 @@ def transformer_arguments(family, config, kwargs, config_path=None):
             close = difflib.get_close_matches(name, accepted, n=1)
             hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
         raise TypeError(
-            f"unknown argument(s) for model {family.family!r}: {', '.join(hints)}"
+            f"unknown argument(s) for model {architecture.architecture!r}: {', '.join(hints)}"
         )
     merged = {**config, **kwargs}
     # bert4keras' derived defaults.
@@ -103,7 +54,7 @@ def transformer_arguments(family, config, kwargs, config_path=None):
     merged.setdefault("dropout_rate", merged.get("hidden_dropout_prob"))
     merged.setdefault("attention_dropout_rate", merged.get("attention_probs_dropout_prob"))
     merged.setdefault("segment_vocab_size", merged.get("type_vocab_size", 2))
-    missing = [key for key in family.required_arguments if key not in merged]
+    missing = [key for key in architecture.required_arguments if key not in merged]
     if missing:
         where = f"config {os.fspath(config_path)!r}" if config_path else "the arguments"
         raise ValueError(f"{where} is missing required key(s): {', '.join(missing)}")
@@ -136,38 +87,31 @@ def build_transformer_model(
             `.safetensors` file in the Hugging Face layout — strictly: missing,
             unused or mis-shaped variables raise an error naming them unless
             `ignore_invalid_weights=True`.
-        model: "bert", "roberta", "roformer", "roformer_v2", "gau_alpha", or a
-            `Transformer` subclass.
+        model: an architecture name ("bert", "roberta", "roformer", "roformer_v2",
+            "gau_alpha"; see `kerasformer.architectures`) or a `Transformer` subclass.
         application: "encoder", "lm" (causal LM) or "unilm" (seq2seq).
         return_keras_model: return the `keras.Model` (True) or the `Transformer`
             (whose `.model`, `.layers` and `.load_report` are then available).
-        **kwargs: constructor arguments of the family (see `BERT`, `Transformer`).
+        **kwargs: constructor arguments of the architecture (see `BERT`, `Transformer`).
 
     Returns:
         A `keras.Model`, or the `Transformer` when `return_keras_model=False`.
     """
     config = read_config(config_path) if config_path is not None else {}
-    transformer = make_transformer(
-        model, config, checkpoint_path, application, config_path=config_path, **kwargs
-    )
+    transformer = make_transformer(model, config, application, config_path=config_path, **kwargs)
+    if checkpoint_path is not None:
+        transformer.load_weights_from_checkpoint(checkpoint_path)
+    else:
+        transformer.build()
     return transformer.model if return_keras_model else transformer
 
 
-def make_transformer(model, config, checkpoint=None, application="encoder",
-                     config_path=None, **kwargs):
-    """`build_transformer_model` on a config dict: the built `Transformer`.
-
-    Its `arguments` attribute keeps the constructor arguments, so the model can be
-    rebuilt (e.g. from a preset) without the config or checkpoint.
-    """
-    family = get_family(model)
+def make_transformer(model, config, application="encoder", config_path=None, **kwargs):
+    """`build_transformer_model` on a config dict: the `Transformer`, not yet built
+    (so that weights loaded next skip random initialisation)."""
+    architecture = architectures.get(model)
     if not isinstance(application, str):
         raise TypeError(f"application must be a string, got {application!r}")
-    arguments = transformer_arguments(family, config, kwargs, config_path)
+    arguments = transformer_arguments(architecture, config, kwargs, config_path)
     arguments["application"] = application.lower()
-    transformer = family(**arguments)
-    transformer.arguments = arguments
-    transformer.build()
-    if checkpoint is not None:
-        transformer.load_weights_from_checkpoint(checkpoint)
-    return transformer
+    return architecture(**arguments)

@@ -1,4 +1,4 @@
-"""What every task shares: a model family, its tokenizer, compiled calls, presets."""
+"""What every task shares: an architecture, its tokenizer, compiled calls, presets."""
 import keras
 import numpy as np
 
@@ -7,18 +7,15 @@ from kerasformer.generation.compile import compile_model_function
 # Token lengths are padded up to a multiple of this, so calls reuse compilations.
 LENGTH_BUCKET = 16
 
-# Builder arguments that describe how weights were loaded, not the model.
-_LOADING_ARGUMENTS = ("keep_tokens", "compound_tokens", "ignore_invalid_weights", "dtype", "name")
-
-
 class Task:
-    """A model family with its tokenizer, ready for one job.
+    """An architecture with its tokenizer, ready for one job.
 
     Args:
-        transformer: the built `Transformer`.
+        transformer: the `Transformer` (built here if it is not yet).
         tokenizer: its `kerasformer.tokenizers.Tokenizer`.
-        family: the checkpoint family ("roformer-sim", "roformer-v2", ...).
-        tokenizer_config: how the tokenizer was made (`vocab` path, `do_lower_case`,
+        family: the family ("roformer-sim", "roformer-v2", ...; see
+            `kerasformer.families`).
+        tokenizer_config: the tokenizer's recipe (`vocab` path, `do_lower_case`,
             `pre_tokenize`), needed to save a preset.
     """
 
@@ -32,29 +29,37 @@ class Task:
         self.model = transformer.build()
 
     def task_options(self):
-        """Task settings recorded in presets (what `__init__` takes besides the model)."""
+        """The task's own settings (what `__init__` takes besides the model)."""
         return {}
 
-    def preset_arguments(self):
-        """Constructor arguments that rebuild this model without its checkpoint."""
-        arguments = getattr(self.transformer, "arguments", None)
-        if arguments is None:
-            raise ValueError(
-                "only models from build_transformer_model or kerasformer.models.load "
-                "can be saved as presets"
-            )
-        arguments = {k: v for k, v in arguments.items() if k not in _LOADING_ARGUMENTS}
-        arguments["vocab_size"] = self.transformer.vocab_size  # after keep/compound tokens
-        return arguments
+    def get_config(self):
+        """What rebuilds this task around its transformer (see `from_config`)."""
+        return {
+            "task": self.task,
+            "family": self.family,
+            "tokenizer": dict(self.tokenizer_config),
+            "options": self.task_options(),
+        }
+
+    @classmethod
+    def from_config(cls, config, transformer, tokenizer=None):
+        """The task of a `get_config()` dict around `transformer`; the tokenizer is
+        made from the config's recipe unless given."""
+        if config.get("task", cls.task) != cls.task:
+            raise ValueError(f"a {config['task']} config cannot make a {cls.task} task")
+        if tokenizer is None:
+            from kerasformer.tokenizers.recipes import make_tokenizer
+
+            tokenizer = make_tokenizer(config["tokenizer"])
+        return cls(transformer, tokenizer, config.get("family"), config["tokenizer"],
+                   **config.get("options", {}))
 
     def save_preset(self, directory, source=None):
-        """Saves the task as a Keras preset directory that `kerasformer.models.load`
+        """Saves the task as a preset directory that `kerasformer.models.load`
         accepts (config.json + model.weights.h5 + tokenizer assets)."""
-        from kerasformer.hub.presets import save_preset
+        from kerasformer import presets
 
-        if "vocab" not in self.tokenizer_config:
-            raise ValueError("this task was built without tokenizer_config['vocab']")
-        return save_preset(self, directory, source)
+        return presets.save(self, directory, source)
 
     def compiled(self, name, function):
         """`function(*arrays)` of the model's layers, compiled once and kept."""

@@ -14,7 +14,7 @@ import kerasformer as kf
 from kerasformer.convert.weights import WeightLoadError
 from tests.conftest import FIXTURES
 from tests.helpers import to_numpy
-from tests.models.test_parity import reference_kwargs
+from tests.architectures.test_parity import reference_kwargs
 
 MODELS = FIXTURES / "models"
 FILES = [

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import kerasformer as kf
-from kerasformer.models.roformer_v2 import DepthScaledTruncatedNormal
+from kerasformer.architectures.roformer_v2 import DepthScaledTruncatedNormal
 from tests.helpers import to_numpy
 
 TINY = dict(vocab_size=40, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,

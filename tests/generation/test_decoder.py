@@ -107,7 +107,45 @@ def test_samples_differ_and_seeds_reproduce():
     assert [r.tolist() for r in first] != [r.tolist() for r in other]
     for options in ({"topk": 3}, {"topp": 0.2}, {"topk": 10, "topp": 0.5, "temperature": 0.7}):
         rows = decoder.random_sample(prefix, n=8, maxlen=6, seed=3, **options)[0]
-        assert all(len(row) == 6 or row[-1] == 3 for row in rows)
+        for row in rows:  # cut right after the first end token, else all 6 tokens
+            assert row.tolist() == expected_cut(row.tolist() + [0] * (6 - len(row)), 3)
+
+
+def expected_cut(tokens, end_id, min_ends=1, minlen=1):
+    """bert4keras' rule: a sequence ends with the end token that makes `min_ends` of
+    them, once it holds at least `minlen` tokens; otherwise it runs to maxlen."""
+    ends = 0
+    for index, token in enumerate(tokens):
+        ends += token == end_id
+        if token == end_id and ends >= min_ends and index + 1 >= minlen:
+            return tokens[: index + 1]
+    return tokens
+
+
+def test_rows_are_cut_right_after_their_end_token():
+    """Each returned row is its uncut sample up to the end token that finished it."""
+    transformer = flat_model()
+    prefix, maxlen = [[2, 20, 21, 3]], 8
+    options = {"n": 16, "maxlen": maxlen, "topk": 2, "seed": 5}
+    # No row can hold maxlen + 1 end tokens: every sample runs all maxlen steps, with
+    # the same draws as below (finishing only stops a row, it changes no earlier token).
+    uncut = AutoRegressiveDecoder(transformer, end_id=3, min_ends=maxlen + 1).random_sample(
+        prefix, **options
+    )[0]
+    assert [len(row) for row in uncut] == [maxlen] * 16
+    # the token drawn most often before the last step: some rows must stop early
+    counts = collections.Counter(int(t) for row in uncut for t in row[:-1])
+    end_id = counts.most_common(1)[0][0]
+    cut = 0
+    for min_ends, minlen in [(1, 1), (2, 1), (1, 4)]:
+        decoder = AutoRegressiveDecoder(transformer, end_id=end_id, min_ends=min_ends)
+        rows = decoder.random_sample(prefix, minlen=minlen, **options)[0]
+        for row, whole in zip(rows, uncut):
+            assert row.dtype == np.int32
+            expected = expected_cut(whole.tolist(), end_id, min_ends, minlen)
+            assert row.tolist() == expected, (min_ends, minlen)
+            cut += len(row) < maxlen
+    assert cut > 0
 
 
 def test_topp_and_topk_restrict_the_candidates():
@@ -161,7 +199,7 @@ def test_bad_arguments_are_named():
         decoder.random_sample([[2, 3]], n=1, maxlen=4, topp=1.5)
     with pytest.raises(ValueError, match="maxlen"):
         decoder.greedy([[2, 3]], maxlen=0)
-    with pytest.raises(ValueError, match="exceeds the 64 learned positions"):
+    with pytest.raises(ValueError, match="exceeds the 64 positions"):
         decoder.greedy([[2] + [5] * 60], maxlen=10)
     with pytest.raises(ValueError, match="application"):
         AutoRegressiveDecoder(load("bert", "encoder"), end_id=3)
@@ -169,7 +207,7 @@ def test_bad_arguments_are_named():
 
 @pytest.mark.backends
 def test_nucleus_threshold_matches_the_sorted_rule():
-    from kerasformer.generation.decoder import _nucleus_threshold
+    from kerasformer.generation.sampling import nucleus_threshold as _nucleus_threshold
 
     rng = np.random.default_rng(0)
     scales = np.array([[0.1], [1], [3], [5], [8], [20]], "float32")
@@ -184,3 +222,40 @@ def test_nucleus_threshold_matches_the_sorted_rule():
             # disagree only for tokens whose preceding mass is within rounding of it
             fewest, most = (before < topp - 1e-5).sum(), (before < topp + 1e-5).sum()
             assert fewest <= (row >= t).sum() <= most
+
+
+def test_hierarchical_positions_decode_past_the_learned_table():
+    """The decoder asks the model how far it reaches: 64 learned positions extend
+    hierarchically to 64², so 61 + 10 tokens decode, as the full pass would."""
+    transformer = load("bert", with_mlm="linear", hierarchical_position=True)
+    assert transformer.max_positions() == 64**2
+    decoder = AutoRegressiveDecoder(transformer, end_id=3)
+    prefix = [2] + [5 + i % 50 for i in range(60)]
+    (ids,) = decoder.greedy([prefix], maxlen=10, minlen=10)
+    # greedy by full forward passes, one token at a time
+    tokens, segments = list(prefix), [0] * len(prefix)
+    for _ in range(10):
+        probabilities = to_numpy(transformer.model([np.array([tokens]), np.array([segments])]))
+        tokens.append(int(np.argmax(probabilities[1][0, -1])))
+        segments.append(1)
+    np.testing.assert_array_equal(ids, tokens[len(prefix):])
+
+
+def test_restrictions_compose_and_keep_one_compilation_per_program():
+    from kerasformer.generation import sampling
+
+    transformer = load("roformer", with_mlm="linear")
+    decoder = AutoRegressiveDecoder(transformer, end_id=3)
+    greedy = decoder.greedy([[2, 40, 41, 3]], maxlen=6)[0]
+    # top_k(1) leaves one candidate whatever the temperature: greedy again
+    for t in (0.5, 3.0):
+        (samples,) = decoder.random_sample(
+            [[2, 40, 41, 3]], n=2, maxlen=6, seed=1,
+            restrictions=[sampling.temperature(t), sampling.top_k(1)],
+        )
+        for sample in samples:
+            np.testing.assert_array_equal(sample, greedy)
+    programs = [key for key in transformer.compiled_functions if key[1] == "sample"]
+    assert len(programs) == 1  # the temperature is an input, not part of the program
+    with pytest.raises(ValueError, match="not both"):
+        decoder.random_sample([[2, 3]], n=1, maxlen=2, topk=2, restrictions=[sampling.top_k(1)])

@@ -7,6 +7,7 @@ pickle formats and by safetensors: tools/make_hf_fixtures.py).
 import json
 import os
 import pathlib
+import shutil
 
 import numpy as np
 import pytest
@@ -103,12 +104,12 @@ def test_second_load_neither_downloads_nor_converts(hub, monkeypatch):
     kf.models.load("simbert")  # unpinned: resolves main, downloads, converts
     assert any("/resolve/" in path for _, path in hub.requests)
     hub.requests.clear()
-    from kerasformer.models import registry
+    from kerasformer import loading
 
     def no_conversion(*args, **kwargs):
         raise AssertionError("converted again")
 
-    monkeypatch.setattr(registry, "build_task", no_conversion)
+    monkeypatch.setattr(loading, "build_task", no_conversion)
     sim = kf.models.load("roformer-sim")  # pinned: not even a revision check
     assert hub.requests == []
     assert sim.encode("今天天气不错").shape == (64,)
@@ -221,3 +222,17 @@ def test_command_line_on_named_checkpoints(hub, monkeypatch, tmp_path, capsys):
     (registry / "roformer-v2-base.json").write_text(json.dumps(manifest, ensure_ascii=False))
     assert main(["verify", "roformer-v2-base"]) == 2
     assert "does not reproduce its published outputs" in capsys.readouterr().err
+
+
+def test_manifest_task_options_and_tokenizer_reach_hub_conversions(hub, monkeypatch, tmp_path):
+    registry = tmp_path / "checkpoints"
+    shutil.copytree(manifests.manifest_directory(), registry)
+    manifest = json.loads((registry / "roformer-sim.json").read_text(encoding="utf-8"))
+    manifest["task_options"] = {"text_maxlen": 24, "sampling": {"topk": 3}}
+    manifest["tokenizer"]["do_lower_case"] = False
+    (registry / "roformer-sim.json").write_text(json.dumps(manifest, ensure_ascii=False))
+    monkeypatch.setenv("KERASFORMER_CHECKPOINTS", str(registry))
+    for _ in range(2):  # converted, then read back from the cached preset
+        sim = kf.models.load("roformer-sim")
+        assert sim.text_maxlen == 24 and sim.sampling == {"topk": 3}
+        assert sim.tokenizer_config["do_lower_case"] is False

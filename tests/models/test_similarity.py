@@ -39,9 +39,20 @@ def test_generate_and_similar():
     decoded = sim.tokenizer.decode(case["output_ids"])
     assert sim.generate(case["text"], beam=3, maxlen=12) == [decoded]
 
-    samples = sim.generate("今天天气不错", n=5, topk=5, seed=3)
-    assert len(samples) == 5 and all(isinstance(s, str) for s in samples)
-    assert sim.generate("今天天气不错", n=5, topk=5, seed=3) == samples
+    text = "今天天气不错"
+    samples = sim.generate(text, n=5, topk=5, seed=3)
+    assert sim.generate(text, n=5, topk=5, seed=3) == samples  # a seed reproduces
+    assert sim.generate(text, n=5, topk=5, seed=4) != samples  # another one does not
+    assert len(set(samples)) > 1  # n different draws, not one sample repeated
+    # They are the decoder's samples of the encoded text (top-k and the seed reach it),
+    # at most maxlen=32 tokens each, decoded.
+    token_ids, _ = sim.tokenizer.encode(text, maxlen=32)
+    (rows,) = sim.decoder.random_sample([token_ids], n=5, maxlen=32, topk=5, seed=3)
+    assert all(1 <= len(row) <= 32 for row in rows)
+    assert samples == [sim.tokenizer.decode(row.tolist()) for row in rows]
+    # Sampling from the top token alone is greedy decoding.
+    (greedy,) = sim.generate(text, beam=1, maxlen=8)
+    assert sim.generate(text, n=3, topk=1, maxlen=8, seed=0) == [greedy] * 3
 
     results = sim.similar("今天天气不错", n=12, k=4, seed=1)
     sentences = [s for s, _ in results]

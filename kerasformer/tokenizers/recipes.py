@@ -1,0 +1,56 @@
+"""Tokenizers from recipes: the `tokenizer` entry of a family or manifest."""
+import re
+
+from kerasformer.tokenizers.wordpiece import Tokenizer, load_vocab
+
+# A vocabulary is word-level (WoBERT, word RoFormer) when this share of its tokens are
+# whole words of two or more CJK characters; character vocabularies have almost none.
+WORD_VOCABULARY_SHARE = 0.1
+_CJK_WORD = re.compile(r"^[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]{2,}$")
+
+
+def is_word_vocabulary(vocab):
+    """Whether a vocabulary (path or token list/dict) holds Chinese words."""
+    tokens = list(load_vocab(vocab) if isinstance(vocab, str) or hasattr(vocab, "__fspath__") else vocab)
+    if not tokens:
+        return False
+    words = sum(1 for token in tokens if _CJK_WORD.match(token))
+    return words >= WORD_VOCABULARY_SHARE * len(tokens)
+
+
+def make_tokenizer(recipe):
+    """A `Tokenizer` from `{"vocab": path, "do_lower_case": bool, "pre_tokenize": ...}`.
+
+    `pre_tokenize` is None, "jieba" (segment words with jieba first, as bert4keras'
+    word-level models were trained), or "auto" (jieba when the vocabulary is
+    word-level). `type` must be "wordpiece".
+    """
+    kind = recipe.get("type", "wordpiece")
+    if kind != "wordpiece":
+        raise ValueError(f"kerasformer has no {kind!r} tokenizer yet")
+    pre_tokenize = resolve_pre_tokenize(recipe)
+    function = None
+    if pre_tokenize == "jieba":
+        try:
+            import jieba
+        except ImportError:
+            raise ImportError(
+                "this checkpoint's tokenizer pre-segments words with jieba: pip install jieba"
+            ) from None
+        jieba.setLogLevel(60)  # silence its start-up messages
+
+        def function(text):
+            return jieba.cut(text, HMM=False)
+
+    return Tokenizer(recipe["vocab"], do_lower_case=recipe.get("do_lower_case", True),
+                     pre_tokenize=function)
+
+
+def resolve_pre_tokenize(recipe):
+    """The recipe's `pre_tokenize` with "auto" decided by its vocabulary."""
+    pre_tokenize = recipe.get("pre_tokenize")
+    if pre_tokenize == "auto":
+        return "jieba" if is_word_vocabulary(recipe["vocab"]) else None
+    if pre_tokenize not in (None, "jieba"):
+        raise ValueError(f"unknown pre_tokenize {pre_tokenize!r}: use 'jieba', 'auto' or none")
+    return pre_tokenize
