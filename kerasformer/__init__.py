@@ -1,11 +1,16 @@
 """kerasformer: the bert4keras model zoo on Keras 3 (JAX, TensorFlow, PyTorch).
 
 Submodules load on first use, so `kerasformer.tokenizers` or the checkpoint reader
-work without importing Keras or a backend.
+work without importing Keras or a backend. When no backend is chosen, an installed
+one is picked before Keras is imported (see `_backend.py`).
 """
 import importlib
 
+from kerasformer import _backend
+
 __version__ = "0.1.0"
+
+_backend.choose()
 
 _SUBMODULES = (
     "architectures", "convert", "families", "generation", "hub", "layers", "loading", "models",

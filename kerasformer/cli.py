@@ -1,6 +1,7 @@
 """The `kerasformer` command line. Runs on JAX unless KERAS_BACKEND says otherwise.
 
     kerasformer list                          named checkpoints
+    kerasformer info NAME                     one checkpoint: files, release, licence, outputs
     kerasformer download NAME                 fetch and verify a checkpoint's files
     kerasformer convert SRC OUT               any supported source -> Keras preset
     kerasformer similar TEXT --model NAME     paraphrases ranked by similarity
@@ -15,10 +16,38 @@ import sys
 from kerasformer import families
 
 
+# What each command needs the model to be, and the families that are.
+TASK_OF_COMMAND = {"similar": "similarity", "encode": "similarity", "fill-mask": "masked_lm"}
+
+
+class UsageError(ValueError):
+    """A command-line argument is wrong; raised before anything is loaded."""
+
+
 def _load(args):
     from kerasformer.loading import load
 
-    return load(args.model, family=args.family, revision=getattr(args, "revision", None))
+    task = load(args.model, family=args.family, revision=getattr(args, "revision", None))
+    needed = TASK_OF_COMMAND.get(args.command)
+    if needed is not None and task.task != needed:
+        fitting = [f.name for f in families.families().values() if f.task == needed]
+        raise UsageError(
+            f"{args.model} is a {task.task} model (family {task.family}); `{args.command}` "
+            f"needs a {needed} model: --family {' or '.join(fitting)}, or another --model"
+        )
+    return task
+
+
+def _table(rows, header):
+    widths = [max(len(str(row[i])) for row in rows + [header]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
+
+
+def _size(size):
+    if not size:
+        return "?"
+    return f"{size / 1e6:,.0f} MB" if size >= 1e6 else f"{size / 1e3:,.0f} kB"
 
 
 def _list(args):
@@ -27,17 +56,49 @@ def _list(args):
     rows = []
     for name, manifest in sorted(list_manifests().items()):
         weights = next(f for f in manifest["hub"]["files"] if f["role"] == "weights")
-        size = weights.get("approx_size")
+        unbuildable = families.get(manifest["family"], buildable=False).unbuildable_reason()
         rows.append((
-            name, manifest["family"], manifest["task"],
-            f"{size / 1e6:,.0f} MB" if size else "?",
+            name, manifest["family"] + (" (not buildable yet)" if unbuildable else ""),
+            _size(weights.get("approx_size")),
             manifest["hub"]["repo_id"],
             manifest["hub"]["revision"][:7] if manifest["hub"]["revision"] else "main (unpinned)",
+            manifest["license"].split(" (")[0],
         ))
-    header = ("name", "family", "task", "weights", "hub repo", "revision")
-    widths = [max(len(str(row[i])) for row in rows + [header]) for i in range(len(header))]
-    for row in [header, *rows]:
-        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
+    _table(rows, ("name", "family", "weights", "hub repo", "revision", "license"))
+    print("\noriginal releases and mirrors: kerasformer info NAME")
+
+
+def _info(args):
+    from kerasformer.hub.manifests import find_manifest, suggest
+
+    manifest = find_manifest(args.name)
+    if manifest is None:
+        close = suggest(args.name)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise UsageError(f"unknown checkpoint {args.name!r}{hint}: see `kerasformer list`")
+    family = families.get(manifest["family"], buildable=False)
+    hub = manifest["hub"]
+    print(f"{manifest['name']}: {manifest['description']}")
+    if manifest["aliases"]:
+        print(f"aliases:   {', '.join(manifest['aliases'])}")
+    reason = family.unbuildable_reason()
+    print(f"family:    {family.name} ({family.task}, architecture {family.architecture})"
+          + (f" — {reason}" if reason else ""))
+    print(f"hub:       {hub['repo_id']}@{hub['revision'] or 'main (unpinned)'}  ({hub['revision_note']})")
+    for entry in hub["files"]:
+        print(f"  {entry['path']:<20} {entry['role']:<8} {_size(entry.get('approx_size')):>8}  "
+              f"sha256 {entry.get('sha256', '(checked against the Hub’s digest)')}")
+    original = manifest["original"]
+    print(f"original:  {original.get('url', '?')} ({original.get('layout', '?')} layout)")
+    if original.get("mirror"):
+        print(f"mirror:    {original['mirror']}")
+    print(f"license:   {manifest['license']}")
+    if original.get("layout") == "bert4keras-tf":
+        print(f"offline:   unpack the release zip, then kerasformer similar TEXT --model DIR "
+              f"--family {family.name}")
+    fill = manifest.get("verify", {}).get("fill_mask")
+    if fill:
+        print(f"published: {fill['text']} → {fill['top5']} ({fill['source']})")
 
 
 def _download(args):
@@ -54,19 +115,38 @@ def _convert(args):
 
 
 def _similar(args):
+    _need_text(args.text)
+    for flag in ("n", "k", "maxlen", "topk"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            raise UsageError(f"{'-' if len(flag) == 1 else '--'}{flag} must be at least 1, got {value}")
+    if args.topp is not None and not 0 < args.topp <= 1:
+        raise UsageError(f"--topp must be in (0, 1], got {args.topp}")
     sim = _load(args)
     options = {"n": args.n, "k": args.k, "maxlen": args.maxlen, "seed": args.seed}
     if args.topk is not None:
         options["topk"] = args.topk
     if args.topp is not None:
         options["topp"] = args.topp
-    for sentence, score in sim.similar(args.text, **options):
+    results = sim.similar(args.text, **options)
+    if not results:
+        print(f"(none of the {args.n} generated sentences differs from the input)", file=sys.stderr)
+        return
+    print("cosine\tsentence")
+    for sentence, score in results:
         print(f"{score:.4f}\t{sentence}")
+
+
+def _need_text(*texts):
+    for index, text in enumerate(texts):
+        if not text.strip():
+            raise UsageError(f"text {index} is empty")
 
 
 def _encode(args):
     import numpy as np
 
+    _need_text(*args.texts)
     sim = _load(args)
     vectors = sim.encode(args.texts)
     np.set_printoptions(precision=4, suppress=True)
@@ -77,6 +157,11 @@ def _encode(args):
 
 
 def _fill_mask(args):
+    _need_text(args.text)
+    if "[MASK]" not in args.text:
+        raise UsageError(f"{args.text!r} has no [MASK] to fill")
+    if args.k < 1:
+        raise UsageError(f"-k must be at least 1, got {args.k}")
     task = _load(args)
     for index, candidates in enumerate(task.fill_mask(args.text, k=args.k)):
         print(f"[MASK] {index + 1}: " + "  ".join(f"{t} {p:.3f}" for t, p in candidates))
@@ -98,23 +183,32 @@ def _verify(args):
 
 
 def build_parser():
+    from kerasformer import __version__
+
     parser = argparse.ArgumentParser(prog="kerasformer", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"kerasformer {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    def add_model(command, positional=False):
+    def add_model(command, positional=False, default="roformer-sim"):
         help_text = "registered name, hf://owner/repo[@revision] or checkpoint directory"
         if positional:
             command.add_argument("model", help=help_text)
+        elif default is None:
+            command.add_argument("--model", required=True, help=help_text)
         else:
-            command.add_argument("--model", default="roformer-sim", help=help_text + " (roformer-sim)")
+            command.add_argument("--model", default=default, help=help_text + f" ({default})")
         command.add_argument("--family", help="family, if the source does not say ("
                              + ", ".join(families.names()) + ")")
         command.add_argument("--revision", help="Hub branch, tag or commit")
 
     commands.add_parser("list", help="named checkpoints").set_defaults(run=_list)
 
+    info = commands.add_parser("info", help="one named checkpoint: files, release, licence")
+    info.add_argument("name")
+    info.set_defaults(run=_info)
+
     download = commands.add_parser("download", help="fetch and verify a checkpoint's files")
-    download.add_argument("name", help="registered name or hf://owner/repo[@revision]")
+    download.add_argument("name", help="registered name, hf://owner/repo[@revision] or owner/repo")
     download.add_argument("--revision")
     download.set_defaults(run=_download)
 
@@ -141,7 +235,7 @@ def build_parser():
 
     fill = commands.add_parser("fill-mask", help="the most probable tokens at each [MASK]")
     fill.add_argument("text")
-    add_model(fill)
+    add_model(fill, default=None)
     fill.add_argument("-k", type=int, default=5)
     fill.set_defaults(run=_fill_mask)
 
@@ -151,13 +245,30 @@ def build_parser():
     return parser
 
 
+# Library words in messages, as the command line spells them.
+CLI_WORDS = (
+    ("pass family=", "pass --family"),
+    ("family=", "--family "),
+    ("ignore_invalid_weights=True", "--ignore-invalid-weights"),
+)
+
+
+def cli_words(message):
+    for library, command_line in CLI_WORDS:
+        message = message.replace(library, command_line)
+    return message
+
+
 def main(argv=None):
     os.environ.setdefault("KERAS_BACKEND", "jax")
     args = build_parser().parse_args(argv)
     try:
         args.run(args)
-    except (ValueError, LookupError, OSError, TypeError, ImportError) as error:
-        print(f"kerasformer {args.command}: error: {error}", file=sys.stderr)
+    except (ValueError, LookupError, OSError, TypeError, ImportError, NotImplementedError) as error:
+        message = str(error) if isinstance(error, UsageError) else cli_words(str(error))
+        if isinstance(error, KeyError):
+            message = str(error.args[0]) if error.args else message
+        print(f"kerasformer {args.command}: error: {message}", file=sys.stderr)
         return 2
     return 0
 

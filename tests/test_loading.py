@@ -142,3 +142,12 @@ def test_a_word_level_release_from_disk_tokenises_words_with_jieba(tmp_path):
 def test_a_directory_without_a_family_is_told_what_its_files_say(tmp_path):
     with pytest.raises(ValueError, match="roformer checkpoint, whose families are roformer-sim.*roformer"):
         kf.models.load(MODELS / "roformer")
+
+
+def test_fill_mask_never_proposes_special_tokens():
+    task = kf.models.load(MODELS / "bert", family="bert")
+    special = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"}
+    for candidates in task.fill_mask("今天[MASK]很好，我[MASK]去公园玩。", k=task.transformer.vocab_size - 5):
+        assert not special & {token for token, _ in candidates}
+    with pytest.raises(ValueError, match="k must be a positive integer"):
+        task.fill_mask("今天[MASK]", k=True)

@@ -14,6 +14,16 @@ def gelu_tanh(x):
     return keras.activations.gelu(x, approximate=True)
 
 
+# The activation names a name may resolve to: Keras' built-in activations (registered
+# custom objects are not reachable by name from a checkpoint config).
+KERAS_ACTIVATIONS = (
+    "celu", "elu", "exponential", "gelu", "glu", "hard_shrink", "hard_sigmoid",
+    "hard_silu", "hard_swish", "hard_tanh", "leaky_relu", "linear", "log_sigmoid",
+    "log_softmax", "mish", "relu", "relu6", "selu", "sigmoid", "silu", "soft_shrink",
+    "softmax", "softplus", "softsign", "sparse_plus", "sparsemax", "squareplus",
+    "swish", "tanh", "tanh_shrink", "threshold",
+)
+
 _ALIASES = {
     "gelu_erf": "gelu",
     "gelu_tanh": gelu_tanh,
@@ -37,22 +47,19 @@ def get_activation(identifier):
         return "linear"
     if callable(identifier):
         return identifier
-    if isinstance(identifier, dict):  # a serialised custom function
+    if isinstance(identifier, dict):  # a serialised function, from a .keras file
         return keras.activations.get(identifier)
     if not isinstance(identifier, str):
         raise TypeError(
-            f"activation must be a string or a callable, got {identifier!r}"
+            f"activation must be a name or a callable, got {type(identifier).__name__} "
+            f"{str(identifier)[:80]!r}"
         )
     name = _ALIASES.get(identifier.lower(), identifier.lower())
-    if isinstance(name, str):
-        try:
-            keras.activations.get(name)
-        except ValueError:
-            raise ValueError(
-                f"unknown activation {identifier!r}; use a Keras activation name "
-                f"(gelu, relu, swish, tanh, linear, ...) or one of "
-                f"{', '.join(sorted(_ALIASES))}"
-            ) from None
+    if isinstance(name, str) and name not in KERAS_ACTIVATIONS:
+        raise ValueError(
+            f"unknown activation {identifier[:80]!r}; use one of "
+            f"{', '.join(KERAS_ACTIVATIONS)} or {', '.join(sorted(_ALIASES))}"
+        )
     return name
 
 
@@ -63,3 +70,18 @@ def serialize_activation(activation):
     if activation is None or isinstance(activation, (str, dict)):
         return activation
     return keras.activations.serialize(activation)
+
+
+def check_config_activation(value, key="hidden_act"):
+    """An activation read from a checkpoint config: a name, or a list of names (GLU),
+    from the allow-list. A config is data: a serialised dict must never reach Keras'
+    deserialisation from there."""
+    names = value if isinstance(value, list) else [value]
+    for name in names:
+        if not isinstance(name, str):
+            raise ValueError(
+                f"{key} must be an activation name or a list of names, got "
+                f"{type(name).__name__} {str(name)[:80]!r}"
+            )
+        get_activation(name)
+    return value

@@ -48,6 +48,14 @@ def transformer_arguments(architecture, config, kwargs, config_path=None):
         raise TypeError(
             f"unknown argument(s) for model {architecture.architecture!r}: {', '.join(hints)}"
         )
+    if "hidden_act" in config:
+        from kerasformer.layers.activations import check_config_activation
+
+        where = f"config {os.fspath(config_path)!r}: " if config_path else ""
+        try:
+            check_config_activation(config["hidden_act"])
+        except (ValueError, TypeError) as error:
+            raise ValueError(f"{where}{error}") from None
     merged = {**config, **kwargs}
     # bert4keras' derived defaults.
     merged.setdefault("max_position", merged.get("max_position_embeddings", 512))
@@ -57,7 +65,14 @@ def transformer_arguments(architecture, config, kwargs, config_path=None):
     missing = [key for key in architecture.required_arguments if key not in merged]
     if missing:
         where = f"config {os.fspath(config_path)!r}" if config_path else "the arguments"
-        raise ValueError(f"{where} is missing required key(s): {', '.join(missing)}")
+        message = f"{where} is missing required key(s): {', '.join(missing)}"
+        described = architectures.recognise_config(config) if config else None
+        if described is not None and described != architecture.architecture:
+            message += (
+                f"; the config describes a {described!r} model, not "
+                f"{architecture.architecture!r}: is the model (or family) right?"
+            )
+        raise ValueError(message)
     return {key: value for key, value in merged.items() if key in accepted}
 
 

@@ -42,6 +42,13 @@ class MaskedLanguageModel(Task):
             tokens.append(tokenizer._token_end)
         return tokenizer.tokens_to_ids(tokens)
 
+    def _special_ids(self):
+        tokenizer = self.tokenizer
+        tokens = (tokenizer._token_pad, tokenizer._token_unk, tokenizer._token_start,
+                  tokenizer._token_end, tokenizer._token_mask)
+        ids = {tokenizer._token_dict.get(t) for t in tokens if t is not None}
+        return sorted(i for i in ids if i is not None and i < self.transformer.vocab_size)
+
     def fill_mask(self, text, k=5):
         """The `k` most probable tokens at each [MASK] of `text`.
 
@@ -53,15 +60,17 @@ class MaskedLanguageModel(Task):
             A list, one entry per [MASK], of `k` `(token, probability)` pairs, most
             probable first.
         """
-        if k < 1:
-            raise ValueError(f"k must be positive, got {k!r}")
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"k must be a positive integer, got {k!r}")
         ids = self.encode_masked(text)
         token_ids = self.pad([ids])
         predict = self.compiled("mlm", lambda t, s: self.model([t, s]))
         probabilities = to_numpy(predict(token_ids, np.zeros_like(token_ids)))[0]
         results = []
+        special = self._special_ids()
         for position in [i for i, token in enumerate(ids) if token == self.tokenizer.mask_id]:
-            row = probabilities[position]
+            row = probabilities[position].copy()
+            row[special] = -1.0  # [CLS], [SEP], [MASK], [PAD], [UNK] are never an answer
             top = np.argsort(-row, kind="stable")[:k]
             results.append([(self.tokenizer.id_to_token(int(i)), float(row[i])) for i in top])
         return results

@@ -6,11 +6,17 @@ encoded alone, segment 0 — under the UniLM mask this equals the source part of
 seq2seq input), and the MLM head generates paraphrases of a source text as segment 1
 (https://kexue.fm/archives/7427, https://kexue.fm/archives/8454).
 """
+import warnings
+
 import keras
 import numpy as np
 
 from kerasformer.generation import AutoRegressiveDecoder
 from kerasformer.models.task import Task, check_texts, to_numpy
+from kerasformer.progress import progress
+
+# Sampling options a preset or a caller may set as the defaults of `similar()`.
+SAMPLING_OPTIONS = {"topk", "topp", "temperature"}
 
 
 class SimilarityModel(Task):
@@ -45,8 +51,9 @@ class SimilarityModel(Task):
         if tokenizer.end_id is None:
             raise ValueError("the tokenizer's vocabulary has no end token ([SEP])")
         super().__init__(transformer, tokenizer, family, tokenizer_config)
-        self.text_maxlen = text_maxlen
-        self.sampling = dict(sampling or {})
+        self.text_maxlen = _check_text_maxlen(text_maxlen, transformer)
+        self.sampling = _check_sampling(sampling or {}, transformer.vocab_size)
+        self._warned_truncation = False
         self.encoder = keras.Model(self.model.inputs, self.model.outputs[0])
         self.decoder = AutoRegressiveDecoder(transformer, end_id=tokenizer.end_id)
 
@@ -67,17 +74,45 @@ class SimilarityModel(Task):
             float32 array `(len(texts), hidden_size)` (a 1-D vector for one string).
         """
         single = isinstance(texts, str)
-        texts = check_texts([texts] if single else texts)
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be positive, got {batch_size!r}")
-        encoded = [self.tokenizer.encode(text, maxlen=self.text_maxlen)[0] for text in texts]
+        vectors = self._vectors([texts] if single else texts, batch_size)
+        return vectors[0] if single else vectors
+
+    def _vectors(self, texts, batch_size, warn=True):
+        texts = check_texts(texts)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        encoded = [self._encode_text(text) for text in texts]
+        self._report_truncation(encoded, texts, warn, stacklevel=5)
         vectors = np.zeros((len(texts), self.transformer.hidden_size), np.float32)
         order = np.argsort([len(ids) for ids in encoded], kind="stable")
-        for start in range(0, len(order), batch_size):
+        starts = range(0, len(order), batch_size)
+        for start in progress(starts, "encoding", unit="batch", minimum=8):
             rows = order[start:start + batch_size]
             vectors[rows] = self._pooled([encoded[i] for i in rows])
         vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-        return vectors[0] if single else vectors
+        return vectors
+
+    def _encode_text(self, text):
+        """Token ids of `text` cut to `text_maxlen`, and whether it was cut."""
+        ids = self.tokenizer.encode(text)[0]
+        if len(ids) <= self.text_maxlen:
+            return ids
+        return self.tokenizer.encode(text, maxlen=self.text_maxlen)[0] + [None]
+
+    def _report_truncation(self, encoded, texts, warn=True, stacklevel=4):
+        """Drops the truncation marks of `_encode_text`; warns once per task."""
+        cut = 0
+        for ids in encoded:
+            if ids and ids[-1] is None:
+                ids.pop()
+                cut += 1
+        if cut and warn and not self._warned_truncation:
+            self._warned_truncation = True
+            warnings.warn(
+                f"{cut} of {len(texts)} text(s) exceed text_maxlen={self.text_maxlen} tokens "
+                "and were truncated (load with text_maxlen=... to keep more)",
+                stacklevel=stacklevel,
+            )
 
     def _pooled(self, batch):
         """Pooled vectors of token-id lists, padded to a bucket shape."""
@@ -99,6 +134,10 @@ class SimilarityModel(Task):
             `(indices, scores)`: int64 and float32 arrays `(len(queries), k)`, best
             first (1-D for a single string query).
         """
+        if isinstance(corpus, str):
+            raise TypeError("corpus must be a list of strings (or their vectors), not one string")
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"k must be a positive integer, got {k!r}")
         single = isinstance(queries, str)
         query_vectors = np.atleast_2d(self.encode(queries, batch_size))
         if isinstance(corpus, np.ndarray):
@@ -108,12 +147,13 @@ class SimilarityModel(Task):
                     f"corpus vectors must have shape (n, {query_vectors.shape[1]}), "
                     f"got {corpus_vectors.shape}"
                 )
+            if not np.isfinite(corpus_vectors).all():
+                bad = int(np.flatnonzero(~np.isfinite(corpus_vectors).all(axis=1))[0])
+                raise ValueError(f"corpus vector {bad} is not finite (NaN or inf)")
         else:
             corpus_vectors = self.encode(list(corpus), batch_size)
         if len(corpus_vectors) == 0:
             raise ValueError("the corpus is empty")
-        if k < 1:
-            raise ValueError(f"k must be positive, got {k!r}")
         k = min(k, len(corpus_vectors))
         scores = query_vectors @ corpus_vectors.T
         top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
@@ -147,8 +187,11 @@ class SimilarityModel(Task):
             list of str: `n` samples, or the best beam alone.
         """
         (text,) = check_texts([text])
-        token_ids, _ = self.tokenizer.encode(text, maxlen=self.text_maxlen)
+        token_ids = self._encode_text(text)
+        self._report_truncation([token_ids], [text], stacklevel=3)
         for index in mask_idxs or ():
+            if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+                raise TypeError(f"mask_idxs must hold integer positions, got {index!r}")
             if not -len(token_ids) <= index < len(token_ids):
                 raise ValueError(
                     f"mask index {index} is outside the {len(token_ids)} source tokens"
@@ -178,12 +221,45 @@ class SimilarityModel(Task):
             list of `(sentence, cosine)` pairs, best first.
         """
         (text,) = check_texts([text])
+        for name, value in (("n", n), ("k", k)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
         options = {**self.sampling, **generate_kwargs}
         generated = self.generate(text, n=n, **options)
         candidates = [s for s in dict.fromkeys(generated) if s != text and s.strip()]
         if not candidates:
             return []
-        vectors = self.encode([text] + candidates)
+        # generated sentences longer than text_maxlen are cut as bert4keras' recipe
+        # cuts them: no warning for what the user did not write
+        vectors = self._vectors([text] + candidates, 64, warn=False)
         scores = vectors[1:] @ vectors[0]
         order = np.argsort(-scores, kind="stable")[:k]
         return [(candidates[i], float(scores[i])) for i in order]
+
+
+def _check_text_maxlen(text_maxlen, transformer):
+    if isinstance(text_maxlen, bool) or not isinstance(text_maxlen, (int, np.integer)):
+        raise ValueError(f"text_maxlen must be an integer, got {text_maxlen!r}")
+    limit = transformer.max_positions()
+    if not 3 <= text_maxlen <= (limit or 1 << 16):
+        raise ValueError(
+            f"text_maxlen must be between 3 and {limit or 1 << 16} tokens, got {text_maxlen}"
+        )
+    return int(text_maxlen)
+
+
+def _check_sampling(sampling, vocab_size):
+    """Sampling defaults (from a preset, a manifest or the caller), checked now rather
+    than at the first `similar()`."""
+    if not isinstance(sampling, dict) or set(sampling) - SAMPLING_OPTIONS:
+        raise ValueError(f"sampling must be a dict of {sorted(SAMPLING_OPTIONS)}, got {sampling!r}")
+    topk, topp = sampling.get("topk"), sampling.get("topp")
+    if topk is not None and (isinstance(topk, bool) or not isinstance(topk, int)
+                             or not 1 <= topk <= vocab_size):
+        raise ValueError(f"sampling topk must be an integer in [1, {vocab_size}], got {topk!r}")
+    if topp is not None and not (isinstance(topp, (int, float)) and 0 < topp <= 1):
+        raise ValueError(f"sampling topp must be in (0, 1], got {topp!r}")
+    temperature = sampling.get("temperature", 1.0)
+    if not (isinstance(temperature, (int, float)) and 0 < temperature <= 100):
+        raise ValueError(f"sampling temperature must be in (0, 100], got {temperature!r}")
+    return dict(sampling)

@@ -30,9 +30,13 @@ from collections.abc import Mapping
 
 __all__ = ["Tokenizer", "load_vocab", "save_vocab"]
 
-# Upper bound on memoised word -> pieces entries per tokenizer; the cache is
-# emptied when it fills, which keeps memory flat on unbounded streams.
+# Upper bounds on the memoised word -> pieces splits per tokenizer, in entries and in
+# characters of the words kept; the cache is emptied when either fills, which keeps
+# memory flat on unbounded streams. Words longer than _CACHED_WORD_LENGTH are split
+# every time: they are rare and would dominate the character budget.
 _WORD_CACHE_SIZE = 200_000
+_WORD_CACHE_CHARACTERS = 4_000_000
+_CACHED_WORD_LENGTH = 100
 
 # CJK ideograph blocks treated as one-character words (bert4keras' list;
 # extensions C, D and E are adjacent, so they form one range here).
@@ -377,6 +381,7 @@ class Tokenizer:
         # longest-match search in long words.
         self._longest_token = max(map(len, self._token_dict))
         self._word_cache = {}
+        self._word_cache_characters = 0
 
     # ----------------------------------------------------------------- views
 
@@ -483,9 +488,14 @@ class Tokenizer:
     def _cache_word_pieces(self, word):
         """Computes the WordPiece split of `word` and memoises it."""
         pieces = self._word_pieces(word)
-        if len(self._word_cache) >= _WORD_CACHE_SIZE:
+        if len(word) > _CACHED_WORD_LENGTH:
+            return pieces
+        if (len(self._word_cache) >= _WORD_CACHE_SIZE
+                or self._word_cache_characters >= _WORD_CACHE_CHARACTERS):
             self._word_cache.clear()
+            self._word_cache_characters = 0
         self._word_cache[word] = pieces
+        self._word_cache_characters += len(word)
         return pieces
 
     def _word_pieces(self, word):

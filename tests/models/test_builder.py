@@ -141,6 +141,25 @@ def test_config_missing_required_keys(tmp_path):
         kf.build_transformer_model(path)
 
 
+def test_config_hidden_act_is_a_name_never_code(tmp_path):
+    config = {"vocab_size": 10, "hidden_size": 8, "num_hidden_layers": 1,
+              "num_attention_heads": 2, "intermediate_size": 8,
+              "hidden_act": {"class_name": "function", "config": "os.system"}}
+    path = tmp_path / "bert_config.json"
+    path.write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="hidden_act must be an activation name"):
+        kf.build_transformer_model(path)
+    path.write_text(json.dumps({**config, "hidden_act": "my_registered_thing"}))
+    with pytest.raises(ValueError, match="unknown activation 'my_registered_thing'"):
+        kf.build_transformer_model(path)
+
+
+def test_a_config_of_another_architecture_says_so():
+    config = FIXTURES / "models" / "roformer_v2" / "hf" / "config.json"  # RoFormerV2 as GAU-α
+    with pytest.raises(ValueError, match="describes a 'roformer_v2' model, not 'gau_alpha'"):
+        kf.build_transformer_model(config, model="gau_alpha")
+
+
 def test_config_that_is_not_json(tmp_path):
     path = tmp_path / "bert_config.json"
     path.write_text("{vocab_size: 10")

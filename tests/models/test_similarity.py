@@ -118,3 +118,40 @@ def test_load_a_release_directory(tmp_path):
     (partial / "vocab.txt").unlink()
     with pytest.raises(FileNotFoundError, match="missing vocab.txt"):
         kf.models.load(partial, family="roformer-sim")
+
+
+def test_silent_surprises_are_errors_or_warnings():
+    sim = task("roformer")
+    with pytest.raises(TypeError, match="not one string"):
+        sim.search("明天", "abc")
+    with pytest.raises(ValueError, match="k must be a positive integer"):
+        sim.similar("今天天气不错", n=4, k=-1)
+    with pytest.raises(TypeError, match="integer positions"):
+        sim.generate("今天天气不错", mask_idxs=[True])
+    vectors = sim.encode(["你好", "再见"])
+    vectors[1, 3] = np.nan
+    with pytest.raises(ValueError, match="corpus vector 1 is not finite"):
+        sim.search("你好", vectors)
+    long_text = "今天天气不错" * 10  # 60 characters, text_maxlen 32
+    with pytest.warns(UserWarning, match="1 of 2 text.*truncated"):
+        sim.encode([long_text, "你好"])
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once per task, not on every call
+        sim.encode([long_text])
+
+
+@pytest.mark.parametrize("options,message", [
+    ({"text_maxlen": 0}, "text_maxlen must be between"),
+    ({"text_maxlen": 10**9}, "text_maxlen must be between"),
+    ({"sampling": {"topk": 0}}, "topk must be an integer"),
+    ({"sampling": {"topp": 7}}, "topp must be in"),
+    ({"sampling": {"temperature": -1}}, "temperature must be in"),
+    ({"sampling": {"beams": 3}}, "sampling must be a dict of"),
+])
+def test_absurd_task_options_are_refused(options, message):
+    transformer = load_transformer("bert")  # 64 learned positions
+    tokenizer = Tokenizer(MODELS / "bert" / "vocab.txt")
+    with pytest.raises(ValueError, match=message):
+        SimilarityModel(transformer, tokenizer, **options)

@@ -362,3 +362,11 @@ def test_bad_truncation_arguments_are_reported():
 def test_rematch_reports_tokens_missing_from_the_text():
     with pytest.raises(ValueError, match="zebra"):
         tokenizer_for("cased").rematch("你好", ["[CLS]", "zebra", "[SEP]"])
+
+
+def test_the_word_cache_is_bounded_by_characters_too():
+    tokenizer = Tokenizer(str(VOCAB_PATH))
+    for i in range(300):  # 300 distinct 1,000-character words
+        tokenizer.tokenize("a" * 999 + chr(0x61 + i % 26) + str(i))
+    assert sum(len(word) for word in tokenizer._word_cache) <= wordpiece._WORD_CACHE_CHARACTERS
+    assert all(len(word) <= wordpiece._CACHED_WORD_LENGTH for word in tokenizer._word_cache)

@@ -1,0 +1,6 @@
+"""`python -m kerasformer`: the command line."""
+import sys
+
+from kerasformer.cli import main
+
+sys.exit(main())
