@@ -2,7 +2,7 @@
 
     python examples/retrieval.py CHECKPOINT_DIR CORPUS.txt "明天会下雨吗" [-k 10]
 
-CORPUS.txt holds one sentence per line (e.g. ../shared/data/SimCLUE/corpus_1w.txt). The
+CORPUS.txt holds one sentence per line (any UTF-8 text file of your own). The
 corpus is encoded once, in length-sorted batches; each query is a dot product with its
 L2-normalised vectors.
 """
