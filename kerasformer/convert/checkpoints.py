@@ -48,11 +48,25 @@ def checkpoint_layout(names):
 
 
 class RenamedCheckpoint(collections.abc.Mapping):
-    """A read-only view of a checkpoint under other tensor names."""
+    """A read-only view of a checkpoint under other tensor names.
+
+    Raises:
+        ValueError: when two tensors get the same name (naming both): loading one of
+            them would leave the other neither loaded nor reported.
+    """
 
     def __init__(self, checkpoint, rename):
         self.checkpoint = checkpoint
-        self._names = {rename(name): name for name in checkpoint.keys()}
+        self._names = {}
+        for name in checkpoint.keys():
+            renamed = rename(name)
+            other = self._names.setdefault(renamed, name)
+            if other != name:
+                where = getattr(checkpoint, "description", "the checkpoint")
+                raise ValueError(
+                    f"{where} holds both {other!r} and {name!r}, which both stand for "
+                    f"{renamed!r}: which one to load is ambiguous; remove one of them"
+                )
 
     def __getitem__(self, name):
         return self.checkpoint[self._names[name]]

@@ -5,6 +5,32 @@ import difflib
 import numpy as np
 
 
+# numpy 1 makes arrays of at most 32 dimensions; no weight has more than a handful.
+MAX_RANK = 32
+_MAX_BYTES = (1 << 63) - 1  # numpy's limit on an array's size in bytes, empty or not
+
+
+def check_shape(shape, itemsize):
+    """The element count of `shape`, after checking numpy could make an array of it.
+
+    Raises ValueError (without the file's name: the caller adds it) for a rank over
+    MAX_RANK, a dimension that is not an int >= 0, or a size in bytes beyond what
+    numpy can address — checked on the non-zero dimensions too, as numpy does even
+    for an empty array. Each reader then bounds the byte size by what its file holds.
+    """
+    if len(shape) > MAX_RANK:
+        raise ValueError(f"{len(shape)} dimensions (at most {MAX_RANK} are read)")
+    nonzero = 1
+    for size in shape:
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise ValueError(f"shape {tuple(shape)!r:.200} has a dimension that is not a "
+                             "count")
+        nonzero *= size or 1
+        if nonzero * max(itemsize, 1) > _MAX_BYTES:
+            raise ValueError(f"shape {tuple(shape)!r:.200} is too large for any array")
+    return 0 if 0 in shape else nonzero
+
+
 def bfloat16_to_float32(bits):
     """bfloat16 bit patterns (uint16) as float32 — exact, bfloat16 being truncated float32."""
     return (bits.astype(np.uint32) << 16).view(np.float32)

@@ -6,8 +6,9 @@ the JSON, known dtype names, and that the tensors' byte ranges tile the data sec
 the package does not make: it silently keeps one of two tensors with the same name (we refuse
 the file), its numpy arrays cannot hold bfloat16 without ml_dtypes (we widen the raw bits to
 float32, as this reader always has), a file changed after opening is read anew without a word
-(we refuse to read it), and its errors do not name the file (we wrap each `SafetensorError`
-in a ValueError that does).
+(we refuse to read it), its errors do not name the file (we wrap each `SafetensorError`
+in a ValueError that does), and it accepts empty tensors of shapes numpy cannot make, such
+as [0, 2**63] (we refuse the file).
 
 A safetensors file is
 
@@ -34,7 +35,7 @@ from typing import NamedTuple
 import numpy as np
 import safetensors
 
-from kerasformer.convert.reader import CheckpointReader, bfloat16_to_float32
+from kerasformer.convert.reader import CheckpointReader, bfloat16_to_float32, check_shape
 
 # What we return for each safetensors dtype. BF16 is read as raw bits and widened to
 # float32; the other dtypes the package knows (float8, complex, packed sub-byte types)
@@ -86,11 +87,19 @@ class SafetensorsCheckpoint(CheckpointReader):
         if not isinstance(header, dict):
             raise self._invalid("the header is not a JSON object")
         self.metadata = header.pop("__metadata__", None) or {}
-        self._entries = {name: _Entry(entry["dtype"], tuple(entry["shape"]),
-                                      *entry["data_offsets"])
-                         for name, entry in header.items()}
+        try:
+            self._entries = {name: _Entry(entry["dtype"], tuple(entry["shape"]),
+                                          *entry["data_offsets"])
+                             for name, entry in header.items()}
+        except (KeyError, TypeError, ValueError):  # the package checked it: changed since
+            raise ValueError(f"{self.path} changed while it was being opened") from None
         if set(self._entries) != names or self._identity() != self._stat:
             raise ValueError(f"{self.path} changed while it was being opened")
+        for name, entry in self._entries.items():
+            try:
+                check_shape(entry.shape, np.dtype(_NUMPY_DTYPES.get(entry.dtype, "u1")).itemsize)
+            except ValueError as error:
+                raise self._invalid(f"{name!r}: {error}") from None
 
     def __repr__(self):
         return f"SafetensorsCheckpoint({self.path!r}, {len(self)} tensors)"
@@ -109,7 +118,10 @@ class SafetensorsCheckpoint(CheckpointReader):
         if entry.dtype == "BF16":
             return bfloat16_to_float32(self._read_bits(name, entry, stored))
         with self._open() as file:
-            array = file.get_tensor(name)
+            try:
+                array = file.get_tensor(name)
+            except (safetensors.SafetensorError, ValueError) as error:
+                raise ValueError(f"cannot read {name!r} from {self.path}: {error}") from None
         if array.dtype != stored or array.shape != entry.shape:
             raise ValueError(f"{self.path} changed since it was opened: {name!r} is now "
                              f"{array.dtype} {array.shape}, not {entry.dtype} {entry.shape}")
@@ -140,6 +152,8 @@ class SafetensorsCheckpoint(CheckpointReader):
             return json.loads(raw, object_pairs_hook=_no_duplicates), len(prefix) + header_size
         except ValueError as error:  # also bad UTF-8
             raise self._invalid(error) from None
+        except RecursionError:  # the package refuses deep nesting first; a file changed since
+            raise self._invalid("the JSON header is nested too deep") from None
 
     def _identity(self):
         stat = os.stat(self.path)

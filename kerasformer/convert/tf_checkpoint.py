@@ -43,7 +43,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from kerasformer.convert.reader import CheckpointReader, bfloat16_to_float32
+from kerasformer.convert.reader import (
+    MAX_RANK, CheckpointReader, bfloat16_to_float32, check_shape)
 
 # --------------------------------------------------------------------------
 # crc32c
@@ -175,19 +176,26 @@ def _mask(crc):
 # Protobuf wire format and SSTable blocks. These raise ValueError on bad
 # input; TFCheckpoint adds the file name.
 
+_MAX_VARINT_BYTES = 10  # a 64-bit value; a longer varint is damage, not a number
+_INT64_LIMIT = 1 << 63  # int64 fields: a larger varint is a negative number
+
 
 def _varint(buf, pos):
     """Decode the varint at buf[pos]; return (value, position after it)."""
     value = shift = 0
-    while True:
-        if pos >= len(buf):
-            raise ValueError("truncated varint")
+    end = min(len(buf), pos + _MAX_VARINT_BYTES)
+    while pos < end:
         byte = buf[pos]
         pos += 1
         value |= (byte & 0x7F) << shift
         if byte < 0x80:
+            if value >> 64:
+                raise ValueError("varint beyond 64 bits")
             return value, pos
         shift += 7
+    if shift == 7 * _MAX_VARINT_BYTES:
+        raise ValueError(f"varint longer than {_MAX_VARINT_BYTES} bytes")
+    raise ValueError("truncated varint")
 
 
 def _proto_fields(buf):
@@ -217,9 +225,26 @@ def _proto_fields(buf):
     return fields
 
 
-def _field(fields, number, default):
-    """The value of a singular protobuf field (the last one wins, as in protobuf)."""
-    return fields.get(number, [default])[-1]
+def _int_field(fields, number, default=0):
+    """A singular number field (the last one wins, as in protobuf)."""
+    value = fields.get(number, [default])[-1]
+    if not isinstance(value, int):
+        raise ValueError(f"protobuf field {number} is {len(value)} bytes, not a number")
+    return value
+
+
+def _message_fields(fields, number):
+    """A singular sub-message field, split into its fields (empty if absent)."""
+    return _proto_fields((_repeated_messages(fields, number) or [b""])[-1])
+
+
+def _repeated_messages(fields, number):
+    """The values of a repeated sub-message (or bytes) field."""
+    values = fields.get(number, [])
+    for value in values:
+        if isinstance(value, int):
+            raise ValueError(f"protobuf field {number} is a number, not a message")
+    return values
 
 
 def _block_handle(buf, pos):
@@ -229,11 +254,14 @@ def _block_handle(buf, pos):
     return (offset, size), pos
 
 
+_BLOCK_TRAILER_BYTES = 5
+
+
 def _read_block(table, handle):
     """Contents of the block at `handle` in the SSTable bytes `table`, checked."""
     offset, size = handle
     end = offset + size
-    if end + 5 > len(table):
+    if end + _BLOCK_TRAILER_BYTES > len(table):
         raise ValueError(f"block at bytes {offset}..{end} runs past the end of the file "
                          "(truncated?)")
     compression = table[end]
@@ -249,8 +277,13 @@ def _read_block(table, handle):
     return table[offset:end]
 
 
-def _block_entries(block):
-    """Yield the (key, value) pairs of an SSTable block."""
+def _block_entries(block, budget=None):
+    """Yield the (key, value) pairs of an SSTable block.
+
+    Keys share prefixes with the keys before them, so a small block can spell
+    enormous keys; `budget`, a one-element list, is what their bytes may still
+    add up to (decremented here).
+    """
     if len(block) < 4:
         raise ValueError("block shorter than its restart count")
     (num_restarts,) = struct.unpack_from("<I", block, len(block) - 4)
@@ -264,6 +297,11 @@ def _block_entries(block):
         value_size, pos = _varint(block, pos)
         if shared > len(key) or pos + unshared + value_size > entries_end:
             raise ValueError("malformed block entry")
+        if budget is not None:
+            budget[0] -= shared + unshared
+            if budget[0] < 0:
+                raise ValueError("its keys spell out far more bytes than the index holds "
+                                 "(a damaged or hostile prefix compression)")
         key = key[:shared] + block[pos:pos + unshared]
         pos += unshared
         yield key, block[pos:pos + value_size]
@@ -272,10 +310,17 @@ def _block_entries(block):
 
 _TABLE_MAGIC = 0xDB4775248B80FB57
 _FOOTER_BYTES = 48
+# TensorFlow writes a whole key every 16 entries (its restart interval), so its keys add
+# up to at most ~16 times the index's size; this bound leaves room to spare.
+_KEY_BYTES_PER_INDEX_BYTE = 32
 
 
 def _read_table(table):
-    """All (key, value) pairs of an SSTable, in key order."""
+    """All (key, value) pairs of an SSTable, in key order (which is checked).
+
+    Each data block is read once: the index must name them in order, without overlap,
+    so no part of the file is checked and parsed twice.
+    """
     if len(table) < _FOOTER_BYTES:
         raise ValueError(f"only {len(table)} bytes, shorter than the {_FOOTER_BYTES}-byte footer")
     (magic,) = struct.unpack_from("<Q", table, len(table) - 8)
@@ -284,8 +329,19 @@ def _read_table(table):
     footer = table[-_FOOTER_BYTES:]
     _, pos = _block_handle(footer, 0)  # metaindex: TensorFlow stores nothing there
     index_handle, _ = _block_handle(footer, pos)
-    for _, handle in _block_entries(_read_block(table, index_handle)):
-        yield from _block_entries(_read_block(table, _block_handle(handle, 0)[0]))
+    budget = [_KEY_BYTES_PER_INDEX_BYTE * len(table) + (1 << 16)]
+    previous_key, next_block = None, 0
+    for _, handle in _block_entries(_read_block(table, index_handle), budget):
+        (offset, size), _ = _block_handle(handle, 0)
+        if offset < next_block:
+            raise ValueError(f"the index names the block at byte {offset} out of order or "
+                             "twice")
+        next_block = offset + size + _BLOCK_TRAILER_BYTES
+        for key, value in _block_entries(_read_block(table, (offset, size)), budget):
+            if previous_key is not None and key <= previous_key:
+                raise ValueError(f"keys out of order: {key[:100]!r} after {previous_key[:100]!r}")
+            previous_key = key
+            yield key, value
 
 
 # --------------------------------------------------------------------------
@@ -314,24 +370,56 @@ class _Entry(NamedTuple):
     slices: tuple  # of a partitioned variable: ((start, length), ...) per slice
 
 
+# DataType values are small; 101 and up are the "_REF" types of graph edges, which
+# are never saved. Anything else in an entry is damage, not a type TensorFlow has.
+_MAX_DATA_TYPE = 100
+
+
+def _int64(value):
+    """A varint as the int64 protobuf meant (two's complement)."""
+    return value - (1 << 64) if value >= _INT64_LIMIT else value
+
+
 def _parse_entry(value):
+    """A BundleEntryProto, checked: numbers a checkpoint can hold, a shape numpy can make."""
     fields = _proto_fields(value)
-    dims = _proto_fields(_field(fields, 2, b"")).get(2, [])
-    return _Entry(
-        dtype=_field(fields, 1, 0),
-        shape=tuple(_field(_proto_fields(dim), 1, 0) for dim in dims),
-        shard=_field(fields, 3, 0),
-        offset=_field(fields, 4, 0),
-        size=_field(fields, 5, 0),
-        masked_crc=_field(fields, 6, 0),
-        slices=tuple(_parse_slice(spec) for spec in fields.get(7, [])),
+    dims = _repeated_messages(_message_fields(fields, 2), 2)
+    if len(dims) > MAX_RANK:
+        raise ValueError(f"{len(dims)} dimensions (at most {MAX_RANK} are read)")
+    entry = _Entry(
+        dtype=_int_field(fields, 1),
+        shape=tuple(_int64(_int_field(_proto_fields(dim), 1)) for dim in dims),
+        shard=_int_field(fields, 3),
+        offset=_int_field(fields, 4),
+        size=_int_field(fields, 5),
+        masked_crc=_int_field(fields, 6),
+        slices=tuple(_parse_slice(spec) for spec in _repeated_messages(fields, 7)),
     )
+    if not 0 < entry.dtype <= _MAX_DATA_TYPE:
+        raise ValueError(f"DataType {entry.dtype} is not one TensorFlow has")
+    for field in ("shard", "offset", "size"):
+        if getattr(entry, field) >= _INT64_LIMIT:
+            raise ValueError(f"negative {field} {_int64(getattr(entry, field))}")
+    itemsize = 8 if entry.dtype == _DT_STRING else \
+        np.dtype(_NUMPY_DTYPES.get(entry.dtype, "u1")).itemsize
+    check_shape(entry.shape, itemsize)
+    return entry
 
 
 def _parse_slice(spec):
     """A TensorSliceProto as ((start, length), ...); length -1 means the whole axis."""
-    extents = [_proto_fields(extent) for extent in _proto_fields(spec).get(1, [])]
-    return tuple((_field(extent, 1, 0), _field(extent, 2, -1)) for extent in extents)
+    extents = _repeated_messages(_proto_fields(spec), 1)
+    if len(extents) > MAX_RANK:
+        raise ValueError(f"a slice of {len(extents)} dimensions")
+    extents = [_proto_fields(extent) for extent in extents]
+    return tuple((_int64(_int_field(extent, 1, 0)), _int64(_int_field(extent, 2, -1)))
+                 for extent in extents)
+
+
+def _slice_label(name, spec):
+    """How errors name one slice of a variable: name[0:2, :]."""
+    axes = ", ".join(":" if length < 0 else f"{start}:{start + length}" for start, length in spec)
+    return f"{name}[{axes}]"
 
 
 # Each slice of a partitioned variable is a tensor of its own, keyed by
@@ -389,12 +477,57 @@ def _parse_slice_key(key):
     """(variable name, ((start, length), ...)) of a slice entry's key."""
     name, pos = _ordered_string(key, 1)  # key[0] is the number 0
     rank, pos = _ordered_unsigned(key, pos)
+    if rank > MAX_RANK:
+        raise ValueError(f"a slice of {rank} dimensions")
     extents = []
     for _ in range(rank):
         start, pos = _ordered_signed(key, pos)
         length, pos = _ordered_signed(key, pos)
         extents.append((start, length))
-    return name.decode(), tuple(extents)
+    if pos != len(key):
+        raise ValueError("bytes after the last number")
+    return _decode_name(name), tuple(extents)
+
+
+def _decode_name(raw):
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        raise ValueError(f"the name {raw[:100]!r} is not UTF-8") from None
+
+
+# TensorFlow names data files "%05d-of-%05d"; a header claiming more is damage (and each
+# one is looked for on disk).
+_MAX_SHARDS = 99_999
+
+
+def _parse_header(value):
+    """(number of data files, big-endian?) from the BundleHeaderProto."""
+    try:
+        header = _proto_fields(value)
+        min_consumer = _int_field(_message_fields(header, 3), 2)
+        num_shards = _int_field(header, 1)
+        endianness = _int_field(header, 2)
+    except ValueError as error:
+        raise ValueError(f"bad bundle header: {error}") from None
+    if min_consumer > 1:  # this reader implements bundle format version 1
+        raise ValueError(f"needs a reader of bundle format version >= {min_consumer}")
+    if num_shards > _MAX_SHARDS:
+        raise ValueError(f"the bundle header claims {num_shards} data files (shards)")
+    if endianness not in (0, 1):
+        raise ValueError(f"the bundle header claims endianness {endianness}")
+    return num_shards, endianness == 1
+
+
+def _check_disjoint(labelled):
+    """No two entries share data bytes: TensorFlow writes each tensor once, so every
+    tensor read (and a partitioned variable, the sum of its slices) fits in the files."""
+    stored = sorted((entry.shard, entry.offset, entry.offset + entry.size, label)
+                    for label, entry in labelled if entry.size)
+    for (shard, _, end, label), (next_shard, start, _, next_label) in zip(stored, stored[1:]):
+        if shard == next_shard and start < end:
+            raise ValueError(f"{label!r} and {next_label!r} overlap: both are stored at byte "
+                             f"{start} of data file {shard}")
 
 
 def _checkpoint_prefix(path):
@@ -423,6 +556,14 @@ class TFCheckpoint(CheckpointReader):
     data shard when asked for, and its checksum verified (ValueError if the
     file is corrupt or truncated).
 
+    Nothing a small file declares is taken on trust: opening checks every
+    entry (field types, shapes numpy can make, no two tensors sharing data
+    bytes, keys in order and of a total size the index can spell), and a
+    tensor's size is checked against its shape and its data file before
+    anything is allocated. The slices of a partitioned variable must tile it
+    exactly, without overlap or gap. Every error is a ValueError naming the
+    file (FileNotFoundError for a missing one).
+
     Arrays keep their dtype, except bfloat16, which numpy lacks: it comes
     back as float32 (exactly, bfloat16 being truncated float32). Strings
     come back as object arrays of bytes, like TensorFlow's own reader.
@@ -446,31 +587,42 @@ class TFCheckpoint(CheckpointReader):
             records = dict(_read_table(table))
             if b"" not in records:
                 raise ValueError("no bundle header entry")
-            header = _proto_fields(records.pop(b""))
-            min_consumer = _field(_proto_fields(_field(header, 3, b"")), 2, 0)
-            if min_consumer > 1:  # this reader implements bundle format version 1
-                raise ValueError(f"needs a reader of bundle format version >= {min_consumer}")
-            num_shards = _field(header, 1, 0)
+            num_shards, big_endian = _parse_header(records.pop(b""))
             self._entries = {}  # name -> _Entry, as tf.train.list_variables shows them
             self._slices = {}  # (name, slice spec) -> _Entry of that slice
+            labelled = []  # (what errors call it, _Entry)
             for key, value in records.items():
                 if key.startswith(b"\0"):  # only slice keys start with a zero byte
-                    self._slices[_parse_slice_key(key)] = _parse_entry(value)
+                    try:
+                        name, spec = slice_key = _parse_slice_key(key)
+                    except ValueError as error:
+                        raise ValueError(f"bad slice key {key[:100]!r}: {error}") from None
+                    label = _slice_label(name, spec)
                 else:
-                    self._entries[key.decode()] = _parse_entry(value)
-            for entry in [*self._entries.values(), *self._slices.values()]:
-                if entry.shard >= num_shards:
-                    raise ValueError(f"an entry is in shard {entry.shard} of {num_shards}")
+                    label = _decode_name(key)
+                try:
+                    entry = _parse_entry(value)
+                    if entry.shard >= num_shards:
+                        raise ValueError(f"it is in data file {entry.shard} of {num_shards}")
+                except ValueError as error:
+                    raise ValueError(f"{label!r}: {error}") from None
+                if key.startswith(b"\0"):
+                    self._slices[slice_key] = entry
+                else:
+                    self._entries[label] = entry
+                labelled.append((label, entry))
+            _check_disjoint(labelled)
         except (ValueError, struct.error) as error:
             raise ValueError(f"{self.index_path} is not a valid TensorFlow checkpoint index: "
                              f"{error}") from None
-        self._byteorder = ">" if _field(header, 2, 0) == 1 else "<"
+        self._byteorder = ">" if big_endian else "<"
         self.data_paths = [f"{self.prefix}.data-{shard:05d}-of-{num_shards:05d}"
                            for shard in range(num_shards)]
         missing = [path for path in self.data_paths if not os.path.isfile(path)]
         if missing:
+            more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
             raise FileNotFoundError(f"TensorFlow checkpoint {self.prefix} is missing data "
-                                    f"file(s): {', '.join(missing)}")
+                                    f"file(s): {', '.join(missing[:3])}{more}")
 
     def __repr__(self):
         return f"TFCheckpoint({self.prefix!r}, {len(self)} variables)"
@@ -488,25 +640,53 @@ class TFCheckpoint(CheckpointReader):
         entry = self._entry(name)
         if not entry.slices:
             return self._read_tensor(name, entry)
-        # A partitioned variable: fill the whole tensor in from its slices.
-        array = np.empty(entry.shape, self.dtype(name))
-        filled = 0
+        return self._assemble(name, entry)
+
+    def _assemble(self, name, entry):
+        """A partitioned variable, filled in from its slices once they are known to tile
+        it exactly (no overlap, no gap) and to fit their data files."""
+        parts, total = [], 0
         for spec in entry.slices:
-            region = tuple(slice(start, None if length < 0 else start + length)
-                           for start, length in spec)
-            axes = ", ".join(":" if length < 0 else f"{start}:{start + length}"
-                             for start, length in spec)
-            label = f"{name}[{axes}]"
+            label = _slice_label(name, spec)
+            region = self._region(name, entry.shape, spec, label)
+            shape = tuple(axis.stop - axis.start for axis in region)
             part = self._slices.get((name, spec))
-            if part is None or part.dtype != entry.dtype or len(spec) != array.ndim \
-                    or part.shape != array[region].shape:
+            if part is None or part.dtype != entry.dtype or part.shape != shape:
                 raise ValueError(f"{self.index_path}: slice {label!r} is missing or does "
                                  f"not fit {name!r}")
+            self._check_stored(label, part)
+            parts.append((region, label, part))
+            total += math.prod(shape)
+        count = math.prod(entry.shape)
+        if total != count:
+            raise ValueError(f"{self.index_path}: the slices of {name!r} hold {total} "
+                             f"elements, the variable {count}: they "
+                             + ("overlap" if total > count else "do not cover it"))
+        # The right total; without overlap, the slices tile the variable exactly.
+        covered = np.zeros(entry.shape, bool)
+        for region, label, _ in parts:
+            if covered[region].any():
+                raise ValueError(f"{self.index_path}: slice {label!r} overlaps another slice "
+                                 f"of {name!r}, which leaves part of it uncovered")
+            covered[region] = True
+        array = np.empty(entry.shape, self.dtype(name))
+        for region, label, part in parts:
             array[region] = self._read_tensor(label, part)
-            filled += math.prod(part.shape)
-        if filled != array.size:
-            raise ValueError(f"{self.index_path}: the slices of {name!r} do not cover it")
         return array
+
+    def _region(self, name, shape, spec, label):
+        """The slice `spec` of a variable of `shape`, as a tuple of slices (checked)."""
+        if len(spec) != len(shape):
+            raise ValueError(f"{self.index_path}: slice {label!r} has {len(spec)} "
+                             f"dimensions, {name!r} {len(shape)}")
+        region = []
+        for (start, length), size in zip(spec, shape):
+            stop = size if length == -1 else start + length
+            if start < 0 or length < -1 or (length == -1 and start != 0) or stop > size:
+                raise ValueError(f"{self.index_path}: slice {label!r} lies outside {name!r} "
+                                 f"of shape {shape}")
+            region.append(slice(start, stop))
+        return tuple(region)
 
     def _stored_dtype(self, name, entry):
         if entry.dtype not in _NUMPY_DTYPES:
@@ -515,15 +695,39 @@ class TFCheckpoint(CheckpointReader):
                 "tensorflow/core/framework/types.proto), which TFCheckpoint cannot read")
         return np.dtype(self._byteorder + _NUMPY_DTYPES[entry.dtype])
 
+    def _check_stored(self, name, entry):
+        """Before anything is allocated: the entry's size fits its shape, and its bytes
+        lie in its data file."""
+        count = math.prod(entry.shape)
+        if entry.dtype == _DT_STRING:  # a varint length per string, 4 bytes of checksum
+            if count and count + 4 > entry.size:
+                raise ValueError(f"{self.index_path}: {name!r} has {entry.size} bytes, too "
+                                 f"few for {count} strings")
+        else:
+            stored = self._stored_dtype(name, entry)
+            expected_size = count * stored.itemsize
+            if entry.size != expected_size:
+                raise ValueError(f"{self.index_path}: {name!r} has {entry.size} bytes, but "
+                                 f"shape {entry.shape} of {stored} needs {expected_size}")
+        path = self.data_paths[entry.shard]
+        try:
+            file_size = os.path.getsize(path)
+        except OSError as error:
+            raise FileNotFoundError(f"cannot read {name!r}: {path}: {error}") from None
+        if entry.offset + entry.size > file_size:
+            raise ValueError(self._truncated(path, name, entry, file_size))
+
+    @staticmethod
+    def _truncated(path, name, entry, file_size):
+        return (f"{path} is truncated: {name!r} is stored at bytes {entry.offset}.."
+                f"{entry.offset + entry.size}, but the file has {file_size} bytes")
+
     def _read_tensor(self, name, entry):
         """Read and check one stored tensor (a whole variable or one slice)."""
+        self._check_stored(name, entry)
         if entry.dtype == _DT_STRING:
             return self._read_strings(name, entry)
         stored = self._stored_dtype(name, entry)
-        expected_size = math.prod(entry.shape) * stored.itemsize
-        if entry.size != expected_size:
-            raise ValueError(f"{self.index_path}: {name!r} has {entry.size} bytes, but "
-                             f"shape {entry.shape} of {stored} needs {expected_size}")
         raw, path = self._read_bytes(name, entry)
         if _mask(crc32c(raw)) != entry.masked_crc:
             raise ValueError(f"checksum mismatch for {name!r} in {path}: the file is corrupt")
@@ -535,14 +739,15 @@ class TFCheckpoint(CheckpointReader):
     def _read_bytes(self, name, entry):
         """The entry's bytes from its data file, as a writable bytearray."""
         path = self.data_paths[entry.shard]
-        raw = bytearray(entry.size)
         with open(path, "rb") as file:
+            file_size = os.fstat(file.fileno()).st_size  # the file may have changed
+            if entry.offset + entry.size > file_size:
+                raise ValueError(self._truncated(path, name, entry, file_size))
+            raw = bytearray(entry.size)
             file.seek(entry.offset)
             size_read = file.readinto(raw)
         if size_read != entry.size:
-            raise ValueError(f"{path} is truncated: {name!r} is stored at bytes "
-                             f"{entry.offset}..{entry.offset + entry.size}, but the file "
-                             f"has {os.path.getsize(path)} bytes")
+            raise ValueError(self._truncated(path, name, entry, os.path.getsize(path)))
         return raw, path
 
     def _read_strings(self, name, entry):
@@ -553,7 +758,7 @@ class TFCheckpoint(CheckpointReader):
         so it is recomputed from the decoded lengths.
         """
         raw, path = self._read_bytes(name, entry)
-        count = math.prod(entry.shape)
+        count = math.prod(entry.shape)  # at most entry.size - 4: see _check_stored
         try:
             lengths, pos = [], 0
             for _ in range(count):

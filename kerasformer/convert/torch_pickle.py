@@ -47,8 +47,14 @@ Unpickling is the danger: a pickle can call any importable function. So
 `_Unpickler.find_class` resolves only the names above, to stand-ins defined
 here (torch is never imported), and refuses every other global with a
 `pickle.UnpicklingError` naming it; the rebuild stand-ins only record where
-each tensor's bytes are. Nothing a file holds can run code (a hostile
-pickle can still ask for much memory, like any input that states sizes).
+each tensor's bytes are. Nothing a file holds can run code. Before it is
+unpickled, each pickle's opcodes are walked (`_pickle_end`) so that a
+small file cannot make the unpickler allocate what it merely declares: a
+length past the file's end, a memo index far beyond the pickle. The EXT1,
+EXT2 and EXT4 opcodes, which name a global through copyreg's process-wide
+extension registry (and its cache, which bypasses `find_class`), are
+refused like other globals. Tensor shapes are checked against the bytes
+the file holds, and the names of tensors in nested dicts against its size.
 
 Usage:
 
@@ -62,6 +68,7 @@ import io
 import math
 import os
 import pickle
+import pickletools
 import struct
 import zipfile
 import zlib
@@ -69,7 +76,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from kerasformer.convert.reader import CheckpointReader, bfloat16_to_float32
+from kerasformer.convert.reader import MAX_RANK, CheckpointReader, bfloat16_to_float32, check_shape
 
 
 class _DType(NamedTuple):
@@ -150,14 +157,33 @@ def _is_count(value):
     return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 1 << 62
 
 
+def _describe(value, depth=2):
+    """A short description of an unpickled value for an error message: never long, and
+    never recursing into what a hostile pickle may nest 100,000 deep."""
+    if isinstance(value, (str, bytes)):
+        return repr(value[:80]) + ("..." if len(value) > 80 else "")
+    if isinstance(value, int) and value.bit_length() > 128:  # repr() of a huge int is slow
+        return f"<a {value.bit_length()}-bit integer>"
+    if isinstance(value, (int, float, type(None))):
+        return repr(value)
+    if type(value) is tuple and depth > 0:
+        items = [_describe(item, depth - 1) for item in value[:6]]
+        return "(" + ", ".join(items + (["..."] if len(value) > 6 else [])) + ")"
+    return f"<{type(value).__name__}>"
+
+
 def _tensor(storage, offset, shape, strides, dtype=None):
     if not isinstance(storage, _Storage):
         raise ValueError(f"a tensor's storage is a {type(storage).__name__}")
+    if isinstance(shape, tuple) and len(shape) > MAX_RANK:
+        raise ValueError(f"a tensor of {len(shape)} dimensions (at most {MAX_RANK} are read)")
     if not (_is_count(offset) and isinstance(shape, tuple) and isinstance(strides, tuple)
             and len(shape) == len(strides) and all(map(_is_count, shape + strides))):
-        raise ValueError(f"bad tensor layout: offset {offset!r:.50}, size {shape!r:.100}, "
-                         f"stride {strides!r:.100}")
-    return _Tensor(storage, offset, shape, strides, dtype or storage.dtype)
+        raise ValueError(f"bad tensor layout: offset {_describe(offset)}, size "
+                         f"{_describe(shape)}, stride {_describe(strides)}")
+    dtype = dtype or storage.dtype
+    check_shape(shape, dtype.itemsize)
+    return _Tensor(storage, offset, shape, strides, dtype)
 
 
 def _rebuild_tensor(storage, offset, shape, strides):
@@ -187,8 +213,25 @@ def _rebuild_parameter(data, requires_grad, backward_hooks, state=None):
     return data
 
 
+class _StateDict(collections.OrderedDict):
+    """What `collections.OrderedDict` unpickles to."""
+
+    def __setstate__(self, state):
+        """BUILD: torch sets `_metadata` (module versions), which is not read. Ignoring
+        it keeps BUILD from copying one large state into many dicts."""
+
+
+def _ordered_dict(*args):
+    # torch pickles an OrderedDict as OrderedDict() plus SETITEMS. Arguments would let a
+    # few bytes copy a large dict again and again.
+    if args:
+        raise ValueError("OrderedDict is called with arguments: only OrderedDict() is "
+                         "allowed")
+    return _StateDict()
+
+
 _ALLOWED_GLOBALS = {
-    ("collections", "OrderedDict"): collections.OrderedDict,
+    ("collections", "OrderedDict"): _Callable(_ordered_dict),
     ("torch._utils", "_rebuild_tensor"): _Callable(_rebuild_tensor),
     ("torch._utils", "_rebuild_tensor_v2"): _Callable(_rebuild_tensor_v2),
     ("torch._utils", "_rebuild_tensor_v3"): _Callable(_rebuild_tensor_v3),
@@ -205,8 +248,10 @@ _ALLOWED_GLOBALS = {
 }
 
 
-class _Refused(pickle.UnpicklingError):
-    """The pickle asked for something other than tensors and containers."""
+class _Refused(pickle.UnpicklingError, ValueError):
+    """The pickle asked for something other than tensors and containers.
+
+    An UnpicklingError, and a ValueError like every other error of the readers."""
 
 
 class _Unpickler(pickle.Unpickler):
@@ -233,7 +278,7 @@ class _Unpickler(pickle.Unpickler):
         if not (isinstance(pid, tuple) and len(pid) in (5, 6) and pid[0] == "storage"
                 and isinstance(pid[1], _StorageType) and isinstance(pid[2], str)
                 and isinstance(pid[3], str) and _is_count(pid[4])):
-            raise _Refused(f"refusing persistent id {pid!r:.200} in {self.path}: only "
+            raise _Refused(f"refusing persistent id {_describe(pid)} in {self.path}: only "
                            "tensor storages can be loaded")
         _, storage_type, key, _, numel = pid[:5]
         dtype = storage_type.dtype
@@ -244,39 +289,183 @@ class _Unpickler(pickle.Unpickler):
             return _Storage(key, dtype, 0, numel * dtype.itemsize)
         if not (isinstance(view, tuple) and len(view) == 3 and _is_count(view[1])
                 and _is_count(view[2]) and view[1] + view[2] <= numel):
-            raise ValueError(f"bad view {view!r:.200} of storage {key!r}")
+            raise ValueError(f"bad view {_describe(view)} of storage {key!r}")
         _, offset, size = view
         return _Storage(key, dtype, offset * dtype.itemsize, size * dtype.itemsize)
 
 
-def _flatten(tree):
-    """{dotted name: _Tensor} of the tensors in a dict, possibly of nested dicts."""
+def _key_name(key):
+    """A dict key as part of a dotted name."""
+    if isinstance(key, str):
+        return key
+    if isinstance(key, (int, float, type(None))) and not (
+            isinstance(key, int) and key.bit_length() > 128):
+        return str(key)
+    return _describe(key)
+
+
+def _flatten(tree, budget):
+    """{dotted name: _Tensor} of the tensors in a dict, possibly of nested dicts.
+
+    Each name repeats the keys of the dicts above it, so dicts nested deep in a small
+    pickle spell out enormous names: they may add up to `budget` characters.
+    """
     tensors, expanded = {}, set()
     pending = [("", tree)]  # a stack, children pushed in reverse to keep the file's order
     while pending:
         name, node = pending.pop()
         if isinstance(node, _Tensor):
             if name in tensors:
-                raise ValueError(f"two tensors are named {name!r}")
+                raise ValueError(f"two tensors are named {name[:200]!r}")
             tensors[name] = node
         elif isinstance(node, dict):
             if id(node) in expanded:  # real state dicts never share or nest a dict twice
-                raise ValueError(f"the dict at {name!r} appears twice")
+                raise ValueError(f"the dict at {name[:200]!r} appears twice")
             expanded.add(id(node))
-            pending.extend((f"{name}.{key}" if name else str(key), value)
-                           for key, value in reversed(node.items()))
+            children = []
+            for key, value in node.items():
+                if not isinstance(value, (_Tensor, dict)):
+                    continue  # dropped: no name needed
+                child = f"{name}.{_key_name(key)}" if name else _key_name(key)
+                budget -= len(child)
+                if budget < 0:
+                    raise ValueError("its tensor names add up to more characters than the "
+                                     "file could hold (dicts nested very deep?)")
+                children.append((child, value))
+            pending.extend(reversed(children))
     return tensors
+
+
+# --------------------------------------------------------------------------
+# Walking a pickle's opcodes before unpickling it
+
+_MAX_LINE = 1 << 16  # text opcodes (GLOBAL's module and name) are short lines
+_FIRST_READ = 1 << 20  # real pickles fit; one that does not is read again, 4 times more
+# opcode byte -> (name, argument size, argument kind), from pickletools' table.
+_OPCODES = {ord(op.code): (op.name, op.arg.n if op.arg else 0, op.arg.name if op.arg else None)
+            for op in pickletools.opcodes}
+_LENGTH_PREFIXES = {  # an argument whose length comes first: how it is written
+    pickletools.TAKEN_FROM_ARGUMENT1: struct.Struct("<B"),
+    pickletools.TAKEN_FROM_ARGUMENT4: struct.Struct("<i"),
+    pickletools.TAKEN_FROM_ARGUMENT4U: struct.Struct("<I"),
+    pickletools.TAKEN_FROM_ARGUMENT8U: struct.Struct("<Q"),
+}
+_EXTENSION_OPCODES = {"EXT1", "EXT2", "EXT4"}
+_MEMO_PUTS = {"PUT", "BINPUT", "LONG_BINPUT"}
+
+
+class _Incomplete(Exception):
+    """The pickle goes on past the bytes at hand; at least `needed` bytes would do."""
+
+    def __init__(self, needed):
+        super().__init__(needed)
+        self.needed = needed
+
+
+def _pickle_end(data, path):
+    """Where the pickle at the start of `data` ends (just after STOP).
+
+    Walks the opcodes without building anything, so that unpickling the bytes found
+    allocates no more than they hold: each declared length must lie within them, a
+    memo index within what the opcodes so far can have stored. Refuses EXT1/EXT2/EXT4
+    (see the module docstring). Raises `_Incomplete` if `data` ends first.
+    """
+    pos, count, size = 0, 0, len(data)
+    while True:
+        if pos >= size:
+            raise _Incomplete(size + 1)
+        start = pos
+        try:
+            name, width, kind = _OPCODES[data[pos]]
+        except KeyError:
+            raise ValueError(f"damaged pickle: no opcode {data[pos]:#04x} (byte {pos})") from None
+        pos += 1
+        count += 1
+        value = None
+        if width >= 0:  # a fixed-size argument
+            if pos + width > size:
+                raise _Incomplete(pos + width)
+            if name in _MEMO_PUTS or name in _EXTENSION_OPCODES or name == "FRAME":
+                value = int.from_bytes(data[pos:pos + width], "little")
+            pos += width
+        elif width == pickletools.UP_TO_NEWLINE:
+            for _ in range(2 if kind == "stringnl_noescape_pair" else 1):
+                end = data.find(b"\n", pos, pos + _MAX_LINE)
+                if end < 0:
+                    if size - pos < _MAX_LINE:
+                        raise _Incomplete(max(size + 1, pos + _MAX_LINE))
+                    raise ValueError(f"damaged pickle: {name} (byte {start}) has a line "
+                                     f"longer than {_MAX_LINE} bytes")
+                line, pos = data[pos:end], end + 1
+            if name == "PUT":
+                try:
+                    value = int(line)
+                except ValueError:
+                    raise ValueError(f"damaged pickle: PUT (byte {start}) of "
+                                     f"{bytes(line[:20])!r}") from None
+        else:  # the argument's length comes first
+            prefix = _LENGTH_PREFIXES[width]
+            if pos + prefix.size > size:
+                raise _Incomplete(pos + prefix.size)
+            (length,) = prefix.unpack_from(data, pos)
+            pos += prefix.size
+            if length < 0:
+                raise ValueError(f"damaged pickle: {name} (byte {start}) of {length} bytes")
+            if pos + length > size:
+                raise _Incomplete(pos + length)
+            pos += length
+        if name in _EXTENSION_OPCODES:
+            raise _Refused(f"refusing extension code {value} ({name}) in {path}: globals "
+                           "named through copyreg's extension registry are not resolved; only "
+                           "tensors and state dicts can be loaded")
+        if name in _MEMO_PUTS and not 0 <= value <= count:
+            raise ValueError(f"damaged pickle: memo index {value} (byte {start}), more than a "
+                             f"pickle of {count} opcodes can use")
+        if name == "FRAME" and pos + value > size:
+            raise _Incomplete(pos + value)
+        if name == "STOP":
+            return pos
+
+
+def _read_pickle(file, end, path):
+    """The bytes of the pickle at the file's position, checked by `_pickle_end` (which
+    never reads past `end`); the file is left just after it."""
+    start = file.tell()
+    available = max(0, end - start)
+    size = min(available, _FIRST_READ)
+    while True:
+        file.seek(start)
+        data = file.read(size)
+        try:
+            length = _pickle_end(data, path)
+            break
+        except _Incomplete as incomplete:
+            if len(data) >= available or incomplete.needed > available:
+                if not data:
+                    raise ValueError("the file ends before a pickle (truncated?)") from None
+                raise ValueError("damaged pickle: it runs past the end of the file (truncated, "
+                                 f"or a length it declares is beyond the {available} bytes "
+                                 "left)") from None
+            size = min(available, max(incomplete.needed, 4 * size))
+    file.seek(start + length)
+    return data[:length]
 
 
 # --------------------------------------------------------------------------
 # The two container formats
 
+# Tensor names are keys the pickle spells out, plus the keys of the dicts above them:
+# a few times the pickle's size even for deep nesting. This leaves room to spare.
+_NAME_CHARS_PER_BYTE = 16
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+_MAX_EXPANSION = 1032  # the most deflate expands; torch stores members uncompressed
 _LEGACY_PROTOCOL = 1001
 _ZIP_LOCAL_HEADER = struct.Struct("<4s5H3I2H")
 
 
 def _read_at(file, position, size):
+    if position + size > os.fstat(file.fileno()).st_size:  # before allocating
+        raise ValueError(f"the file ends before byte {position + size}")
     raw = bytearray(size)
     file.seek(position)
     if file.readinto(raw) != size:
@@ -288,6 +477,8 @@ def _zip_data_offset(file, info):
     """Where a zip member's (stored) data starts: after its local header."""
     if info.header_offset < 0:
         raise ValueError(f"member {info.filename!r} has a negative offset")
+    if info.header_offset + _ZIP_LOCAL_HEADER.size > os.fstat(file.fileno()).st_size:
+        raise ValueError(f"member {info.filename!r} is cut off")
     file.seek(info.header_offset)
     header = file.read(_ZIP_LOCAL_HEADER.size)
     if len(header) != _ZIP_LOCAL_HEADER.size:
@@ -326,6 +517,7 @@ class TorchCheckpoint(CheckpointReader):
         if not os.path.isfile(self.path):
             raise FileNotFoundError(f"no PyTorch checkpoint at {self.path}")
         self._size = os.path.getsize(self.path)
+        self._pickle_bytes = 0
         with open(self.path, "rb") as file:
             head = file.read(512)
             try:
@@ -341,7 +533,10 @@ class TorchCheckpoint(CheckpointReader):
                     tree, roots = self._open_legacy(file)
                 if not isinstance(tree, dict):
                     raise ValueError(f"it holds a {type(tree).__name__}, not a state dict")
-                self._entries = _flatten(tree)
+                self._entries = _flatten(tree, _NAME_CHARS_PER_BYTE * self._pickle_bytes
+                                         + (1 << 20))
+            except _Refused:
+                raise
             except ValueError as error:
                 raise ValueError(f"{self.path} is not a valid PyTorch checkpoint: "
                                  f"{error}") from None
@@ -352,12 +547,22 @@ class TorchCheckpoint(CheckpointReader):
             if start + size > tensor.storage.nbytes:
                 raise ValueError(f"{self.path} is corrupt: {name!r} runs past the end of its "
                                  f"storage ({start + size} > {tensor.storage.nbytes} bytes)")
+            # Strides of 0 (or overlapping ones) repeat stored elements: bound the copy
+            # reading makes by the file, not by the shape a few bytes declare.
+            nbytes = math.prod(tensor.shape) * tensor.dtype.itemsize
+            if nbytes > max(size, self._size):
+                raise ValueError(f"{self.path} is corrupt: {name!r} of shape {tensor.shape} "
+                                 f"repeats its {size} stored bytes into {nbytes}, more than "
+                                 f"the file's {self._size}")
         self._check_storages(roots)
 
-    def _unpickle(self, file, roots):
-        """Unpickle one object, turning every failure but a refusal into ValueError."""
+    def _unpickle(self, file, roots, end=None):
+        """Unpickle one object from the file's position (checked first, see
+        `_pickle_end`), turning every failure but a refusal into ValueError."""
+        data = _read_pickle(file, self._size if end is None else end, self.path)
+        self._pickle_bytes += len(data)
         try:
-            return _Unpickler(file, self.path, roots).load()
+            return _Unpickler(io.BytesIO(data), self.path, roots).load()
         except _Refused:
             raise
         except EOFError:
@@ -369,7 +574,7 @@ class TorchCheckpoint(CheckpointReader):
         try:
             with zipfile.ZipFile(file) as archive:
                 self._members = {info.filename: info for info in archive.infolist()}
-        except (zipfile.BadZipFile, NotImplementedError, OSError, EOFError, struct.error) as error:
+        except Exception as error:  # zipfile's own errors, and what damage makes it raise
             # The central directory is at the very end: a cut file has none.
             raise ValueError(f"a damaged zip archive (truncated?): {error}") from None
         pickles = [name for name in self._members
@@ -384,20 +589,22 @@ class TorchCheckpoint(CheckpointReader):
         self._byteorder = "<" if byteorder == "little" else ">"
         roots = {}
         data = self._read_member(file, self._members[pickles[0]])
-        return self._unpickle(io.BytesIO(data), roots), roots
+        return self._unpickle(io.BytesIO(data), roots, len(data)), roots
 
     def _open_legacy(self, file):
         file.seek(0)
         roots = {}
         try:
             magic = self._unpickle(file, roots)
+        except _Refused:
+            raise
         except ValueError:
             magic = None
         if magic != _LEGACY_MAGIC:
             raise ValueError("neither a zip archive nor a legacy torch.save file")
         protocol = self._unpickle(file, roots)
         if protocol != _LEGACY_PROTOCOL:
-            raise ValueError(f"unknown legacy protocol version {protocol!r}")
+            raise ValueError(f"unknown legacy protocol version {_describe(protocol)}")
         self._unpickle(file, roots)  # sys_info: nothing in it matters (see the docstring)
         tree = self._unpickle(file, roots)
         keys = self._unpickle(file, roots)
@@ -462,8 +669,9 @@ class TorchCheckpoint(CheckpointReader):
         raw = self._read(name, tensor.storage, start, size)
         itemsize = stored.itemsize
         span = np.frombuffer(raw, stored)
-        array = np.lib.stride_tricks.as_strided(
-            span, tensor.shape, [stride * itemsize for stride in tensor.strides])
+        array = np.lib.stride_tricks.as_strided(  # a dimension of 1 never steps
+            span, tensor.shape, [stride * itemsize if size > 1 else 0
+                                 for size, stride in zip(tensor.shape, tensor.strides)])
         if array.size != span.size or not array.flags.c_contiguous:
             array = array.copy()  # a strided view: keep only its elements
         if tensor.dtype.name == "bfloat16":
@@ -504,10 +712,18 @@ class TorchCheckpoint(CheckpointReader):
         Members torch writes are stored uncompressed, so they are read in
         place; whole ones are checked against their CRC-32 (0 means torch
         was told not to compute it). Compressed members, from archives
-        rewritten by other tools, go through zipfile.
+        rewritten by other tools, go through zipfile; one that would expand
+        more than deflate can (1032-fold) is refused.
         """
         size = info.file_size - start if size is None else size
         if info.compress_type != zipfile.ZIP_STORED:
+            # What a member unpacks to is bounded by the compressed bytes the file holds,
+            # times what deflate can expand (bzip2 and LZMA go far beyond).
+            if info.compress_size > self._size or \
+                    info.file_size > _MAX_EXPANSION * max(info.compress_size, 1):
+                raise ValueError(f"member {info.filename!r} claims {info.file_size} bytes "
+                                 f"from {info.compress_size} compressed ones, more than "
+                                 f"{_MAX_EXPANSION} times as many")
             try:
                 with zipfile.ZipFile(self.path) as archive, archive.open(info) as member:
                     member.seek(start)

@@ -17,6 +17,7 @@ import pytest
 import safetensors
 
 from kerasformer.convert.safetensors_checkpoint import SafetensorsCheckpoint
+from tests.convert.hostile import fails_fast, mentions
 
 FIXTURES = pathlib.Path(__file__).parents[1] / "fixtures" / "torch"
 FIXTURE = FIXTURES / "tensors.safetensors"
@@ -260,3 +261,25 @@ def test_unknown_dtype_names_the_tensor(tmp_path):
     assert checkpoint.shape("packed") == (4,)
     with pytest.raises(NotImplementedError, match="'packed'.*F4"):
         checkpoint.dtype("packed")
+
+
+# --------------------------------------------------------------------------
+# Hostile headers the package lets through, or refuses in ways that must name the file
+
+
+@pytest.mark.parametrize("shape", [[0, 1 << 63], [0, 1 << 62], [1 << 62, 0, 4]],
+                         ids=["dimension past int64", "empty, 2**64 bytes", "empty, 2**65 bytes"])
+def test_empty_tensor_of_absurd_shape(tmp_path, shape):
+    """Zero elements, so zero bytes: the package accepts it, numpy cannot make the array."""
+    path = _write(tmp_path / "absurd.safetensors",
+                  {"x": {"dtype": "F32", "shape": shape, "data_offsets": [0, 0]}})
+    with fails_fast(mentions(path, "'x'")):
+        checkpoint = SafetensorsCheckpoint(path)
+        checkpoint["x"]
+
+
+def test_header_nested_100000_deep(tmp_path):
+    path = _write(tmp_path / "deep.safetensors",
+                  b'{"x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}")
+    with fails_fast(mentions(path)):
+        SafetensorsCheckpoint(path)

@@ -23,6 +23,7 @@ import pytest
 
 from kerasformer.convert import tf_checkpoint
 from kerasformer.convert.tf_checkpoint import TFCheckpoint, crc32c
+from tests.convert.hostile import fails_fast, mentions
 
 FIXTURES = pathlib.Path(__file__).parents[1] / "fixtures" / "tf_checkpoint"
 ZOO = FIXTURES / "zoo.ckpt"
@@ -258,6 +259,7 @@ def test_damaged_index(tmp_path, damage):
 
 
 def _varint(value):
+    value &= (1 << 64) - 1  # a negative int64 as protobuf writes it: ten bytes
     out = bytearray()
     while value >= 0x80:
         out.append(value & 0x7F | 0x80)
@@ -371,3 +373,259 @@ def test_unsupported_dtype_names_the_variable(tmp_path):
     assert checkpoint.shape("weights/qint8") == (3,)
     with pytest.raises(NotImplementedError, match="'weights/qint8'.*DataType 11"):
         checkpoint["weights/qint8"]
+
+
+# --------------------------------------------------------------------------
+# Hostile bundles: index entries written field by field. Each must fail fast with a
+# ValueError naming the file (see tests/convert/hostile.py), never read garbage,
+# allocate what a small file merely declares, or escape as another exception.
+
+
+def _shape_proto(shape):
+    return b"".join(_proto((2, _proto((1, size)))) for size in shape)
+
+
+def _slice_proto(spec):
+    """A TensorSliceProto of ((start, length), ...); length -1: the whole axis."""
+    return b"".join(_proto((1, _proto((1, start), *([(2, length)] if length >= 0 else []))))
+                    for start, length in spec)
+
+
+def _entry(dtype, shape, offset=0, size=0, crc=0, slices=()):
+    """A BundleEntryProto, field by field."""
+    entry = _proto((1, dtype), (2, _shape_proto(shape)), (4, offset), (5, size))
+    entry += _varint(6 << 3 | 5) + struct.pack("<I", crc)
+    return entry + b"".join(_proto((7, _slice_proto(spec))) for spec in slices)
+
+
+def _float_entry(array, offset):
+    raw = array.astype("<f4").tobytes()
+    return _entry(1, array.shape, offset, len(raw), _mask(crc32c(raw))), raw
+
+
+def _ordered_signed(value):
+    """OrderedCode of a signed number (the inverse of tf_checkpoint._ordered_signed)."""
+    if value < 0:
+        return bytes(byte ^ 0xFF for byte in _ordered_signed(~value))
+    size = 1
+    while value >= 1 << (7 * size - 1):
+        size += 1
+    return (((1 << size) - 1) << (7 * size) | value).to_bytes(size, "big")
+
+
+def _slice_key(name, spec):
+    """The key of one slice of a partitioned variable (ASCII names only)."""
+    key = b"\x00" + name.encode() + b"\x00\x01" + bytes([1, len(spec)])
+    return key + b"".join(_ordered_signed(start) + _ordered_signed(length)
+                          for start, length in spec)
+
+
+def _bundle_header(num_shards=1):
+    return _proto((1, num_shards), (2, 0), (3, _proto((1, 1))))
+
+
+def _write_records(prefix, records, data=b"", header=None):
+    """A one-shard bundle from raw (key, value) records and its data file's bytes."""
+    records = sorted([(b"", header or _bundle_header())] + list(records))
+    pathlib.Path(f"{prefix}.index").write_bytes(_sstable(records, 1000, 16, 0))
+    pathlib.Path(f"{prefix}.data-00000-of-00001").write_bytes(data)
+    return prefix
+
+
+def _write_partitioned(prefix, shape, listed, stored):
+    """Variable 'v' of `shape` made of the `listed` slices; `stored` {slice spec: array}."""
+    data, records = b"", [(b"v", _entry(1, shape, slices=listed))]
+    for spec, array in stored.items():
+        entry, raw = _float_entry(array, len(data))
+        records.append((_slice_key("v", spec), entry))
+        data += raw
+    return _write_records(prefix, records, data)
+
+
+def _part_shape(shape, spec):
+    return tuple(dim if length < 0 else length for dim, (_, length) in zip(shape, spec))
+
+
+def test_hand_written_partitioned_variable(tmp_path):
+    listed = [((0, 2), (0, -1)), ((2, 1), (0, -1))]
+    stored = {listed[0]: np.arange(4).reshape(2, 2), listed[1]: np.array([[8, 9]])}
+    checkpoint = TFCheckpoint(_write_partitioned(tmp_path / "p", (3, 2), listed, stored))
+    assert checkpoint.variables() == [("v", (3, 2))]
+    np.testing.assert_array_equal(checkpoint["v"], [[0, 1], [2, 3], [8, 9]])
+
+
+@pytest.mark.parametrize("shape, listed", [
+    ((4,), [((0, 2),), ((0, 2),)]),
+    ((4,), [((0, 3),), ((2, 1),)]),
+    ((2, 2), [((0, 1), (0, -1)), ((0, 1), (0, -1))]),
+    ((4,), [((0, 2),)]),
+    ((4,), [((-2, 2),), ((0, 2),)]),
+    ((4,), [((0, 2),), ((2, 3),)]),
+    ((2, 2), [((0, 2), (0, 1)), ((0, 1), (0, 2))]),
+    ((4,), [((0, 4),), ((0, 4),), ((0, 4),)]),
+], ids=["one slice twice", "overlap and gap", "2-D slice twice", "gap", "negative start",
+        "past the end", "2-D overlap and gap", "three times the whole"])
+def test_partitioned_slices_must_tile_exactly(tmp_path, shape, listed):
+    """Slices that overlap and leave a gap of the same size passed a count of elements,
+    and the gap came back as np.empty's stale memory."""
+    stored = {spec: np.full(_part_shape(shape, spec), 7.0) for spec in listed}
+    prefix = _write_partitioned(tmp_path / "p", shape, listed, stored)
+    with pytest.raises(ValueError, match=re.escape(f"{prefix}.index") + ".*'v'"):
+        TFCheckpoint(prefix)["v"]
+
+
+def test_partitioned_slices_sharing_their_bytes(tmp_path):
+    """64 slices stored at the same 1 KiB: a variable 64 times the data file."""
+    entry, raw = _float_entry(np.ones((1, 256)), 0)
+    listed = [((row, 1), (0, -1)) for row in range(64)]
+    records = [(b"v", _entry(1, (64, 256), slices=listed))]
+    records += [(_slice_key("v", spec), entry) for spec in listed]
+    prefix = _write_records(tmp_path / "shared", records, raw)
+    with fails_fast(re.escape(f"{prefix}.index") + ".*overlap"):
+        TFCheckpoint(prefix)["v"]
+
+
+def test_partitioned_variable_larger_than_its_data(tmp_path):
+    spec = ((0, 1 << 40),)
+    records = [(b"v", _entry(1, (1 << 40,), slices=[spec])),
+               (_slice_key("v", spec), _entry(1, (1 << 40,), 0, 1 << 42))]
+    prefix = _write_records(tmp_path / "huge", records, bytes(16))
+    with fails_fast(mentions(prefix, "'v")):
+        TFCheckpoint(prefix)["v"]
+
+
+def test_tensor_larger_than_its_data_file(tmp_path):
+    prefix = _write_records(tmp_path / "huge", [(b"x", _entry(1, (1 << 40,), 0, 1 << 42))],
+                            bytes(16))
+    with fails_fast(mentions(prefix, "'x'", "truncated")):
+        TFCheckpoint(prefix)["x"]
+
+
+@pytest.mark.parametrize("dtype, shape, offset, size", [
+    (1, (2,), (1 << 63) + 8, 8),
+    (1, (2,), 8, -8),
+    (1, (-1,), 0, 4),
+    (1, (1 << 62, 1 << 62), 0, 0),
+    (1, (0, 1 << 62), 0, 0),
+    (1, (1,) * 100, 0, 4),
+    (7, (1 << 40,), 0, 10),
+], ids=["negative offset", "negative size", "negative dimension", "overflowing shape",
+        "empty but overflowing shape", "rank 100", "2**40 strings in 10 bytes"])
+def test_absurd_entries_are_refused(tmp_path, dtype, shape, offset, size):
+    crc = _mask(crc32c(bytes(max(0, min(size, 16)))))  # right for the bytes there are
+    prefix = _write_records(tmp_path / "absurd",
+                            [(b"x", _entry(dtype, shape, offset, size, crc))], bytes(16))
+    with fails_fast(mentions(prefix, "'x'")):
+        checkpoint = TFCheckpoint(prefix)
+        checkpoint["x"]
+
+
+def test_huge_varint(tmp_path):
+    """A dimension written as a 100,000-byte varint: decoding it took seconds."""
+    dim = _varint(1 << 3) + b"\xff" * 100_000 + b"\x01"
+    entry = _proto((1, 1), (2, _proto((2, dim[1:]))[:1] + _varint(len(dim)) + dim))
+    prefix = _write_records(tmp_path / "varint", [(b"x", entry)], bytes(16))
+    with fails_fast(re.escape(f"{prefix}.index") + ".*varint"):
+        TFCheckpoint(prefix)
+
+
+def test_absurd_shard_count(tmp_path):
+    prefix = _write_records(tmp_path / "shards", [(b"x", _entry(1, (0,)))],
+                            header=_bundle_header(num_shards=1 << 40))
+    with fails_fast(re.escape(f"{prefix}.index") + ".*shards"):
+        TFCheckpoint(prefix)
+
+
+def _block(entries):
+    """An SSTable block of (shared, unshared key bytes, value) entries, one restart."""
+    body = b"".join(_varint(shared) + _varint(len(unshared)) + _varint(len(value))
+                    + unshared + value for shared, unshared, value in entries)
+    return body + struct.pack("<II", 0, 1)
+
+
+def _sstable_of_blocks(blocks, index_entries=None):
+    """An SSTable of ready-made data blocks; the index names each block once, or
+    `index_entries(handles)` gives its entries."""
+    out, handles = bytearray(), []
+
+    def append(contents):
+        handle = _varint(len(out)) + _varint(len(contents))
+        out.extend(contents + b"\0" + struct.pack("<I", _mask(crc32c(contents + b"\0"))))
+        return handle
+
+    handles = [append(block) for block in blocks]
+    entries = (index_entries or (lambda handles: [(0, b"\xff" * (i + 1), handle)
+                                                  for i, handle in enumerate(handles)]))(handles)
+    footer = append(_block([])) + append(_block(entries))
+    return bytes(out) + footer.ljust(40, b"\0") + struct.pack("<Q", 0xDB4775248B80FB57)
+
+
+def test_keys_that_expand_beyond_the_index(tmp_path):
+    """Prefix compression: 30,000 keys of 100 kB each from a 700 kB index."""
+    value = _entry(1, (0,))
+    entries = [(0, b"", _bundle_header()), (0, b"k" * 100_000, value)]
+    entries += [(100_000, i.to_bytes(2, "big"), value) for i in range(1, 30_000)]
+    prefix = tmp_path / "keys"
+    pathlib.Path(f"{prefix}.index").write_bytes(_sstable_of_blocks([_block(entries)]))
+    pathlib.Path(f"{prefix}.data-00000-of-00001").write_bytes(b"")
+    with fails_fast(re.escape(f"{prefix}.index") + ".*key"):
+        TFCheckpoint(prefix)
+
+
+def test_index_naming_one_block_many_times(tmp_path):
+    """10,000 index entries naming the same 100 kB block: 1 GB to check and parse."""
+    block = _block([(0, b"", _bundle_header()), (0, b"x", _entry(1, (0,)) + _proto(
+        (15, bytes(100_000))))])
+    prefix = tmp_path / "blocks"
+    index = _sstable_of_blocks([block], lambda handles: [(0, b"x" + i.to_bytes(2, "big"),
+                                                          handles[0]) for i in range(10_000)])
+    pathlib.Path(f"{prefix}.index").write_bytes(index)
+    pathlib.Path(f"{prefix}.data-00000-of-00001").write_bytes(b"")
+    with fails_fast(re.escape(f"{prefix}.index") + ".*block"):
+        TFCheckpoint(prefix)
+
+
+@pytest.mark.parametrize("entry", [
+    _proto((1, 1), (2, 5)),
+    _proto((1, b"float"), (2, b"")),
+    _proto((1, 1), (2, _proto((2, 7)))),
+    _proto((1, 1), (7, 3)),
+    _proto((1, 1), (7, _proto((1, 4)))),
+    _proto((1, 1)) + _varint(2 << 3 | 3),
+    _proto((1, 1), (4, b"\x01")),
+], ids=["shape a number", "dtype bytes", "dimension a number", "slice a number",
+        "extent a number", "wire type 3", "offset bytes"])
+def test_malformed_wire_types(tmp_path, entry):
+    """Fields of the wrong wire type raised TypeError (or went unnoticed)."""
+    prefix = _write_records(tmp_path / "wire", [(b"x", entry)], bytes(16))
+    with fails_fast(mentions(f"{prefix}.index", "'x'")):
+        TFCheckpoint(prefix)
+
+
+@pytest.mark.parametrize("header", [
+    _proto((1, 1), (3, 5)),
+    _proto((1, b"\x01")),
+    _proto((1, 1), (2, b"big")),
+], ids=["version a number", "num_shards bytes", "endianness bytes"])
+def test_malformed_bundle_header(tmp_path, header):
+    prefix = _write_records(tmp_path / "header", [(b"x", _entry(1, (0,)))], header=header)
+    with fails_fast(re.escape(f"{prefix}.index") + ".*header"):
+        TFCheckpoint(prefix)
+
+
+def test_keys_out_of_order(tmp_path):
+    entries = [(0, b"", _bundle_header()), (0, b"b", _entry(1, (0,))), (0, b"a", _entry(1, (0,)))]
+    prefix = tmp_path / "order"
+    pathlib.Path(f"{prefix}.index").write_bytes(_sstable_of_blocks([_block(entries)]))
+    pathlib.Path(f"{prefix}.data-00000-of-00001").write_bytes(b"")
+    with fails_fast(re.escape(f"{prefix}.index") + ".*order"):
+        TFCheckpoint(prefix)
+
+
+@pytest.mark.parametrize("key", [b"\xff\xfe", b"\x00\xc3(\x00\x01\x01\x01\x80\x81",
+                                 b"\x00v\x00\x01\x01\x01\x80\x81extra"],
+                         ids=["name not UTF-8", "slice of a name not UTF-8", "slice key too long"])
+def test_bad_keys(tmp_path, key):
+    prefix = _write_records(tmp_path / "keys", [(key, _entry(1, (1,)))], bytes(16))
+    with fails_fast(mentions(f"{prefix}.index")):
+        TFCheckpoint(prefix)

@@ -9,6 +9,7 @@ writes (legacy storage views, the old `_rebuild_tensor`, big-endian zip
 files) and hostile pickles are written by this file itself: `_dumps`
 assembles pickle opcodes from a small description.
 """
+import copyreg
 import io
 import os
 import pathlib
@@ -28,6 +29,7 @@ import pytest
 
 from kerasformer.convert import torch_pickle
 from kerasformer.convert.torch_pickle import TorchCheckpoint
+from tests.convert.hostile import bounded, fails_fast, mentions
 
 FIXTURES = pathlib.Path(__file__).parents[1] / "fixtures" / "torch"
 ZIP, LEGACY = FIXTURES / "zip.bin", FIXTURES / "legacy.bin"
@@ -162,9 +164,10 @@ def _tensor(storage, offset, shape, strides, rebuild="_rebuild_tensor_v2"):
 
 
 def _write_zip(path, obj, storages, byteorder="little", compression=zipfile.ZIP_STORED):
-    """A zip checkpoint: the pickle of `obj`, then {key: bytes} as storages."""
+    """A zip checkpoint: the pickle of `obj` (or `obj` itself, if bytes), then {key: bytes}
+    as storages."""
     with zipfile.ZipFile(path, "w", compression) as archive:
-        archive.writestr("archive/data.pkl", _dumps(obj))
+        archive.writestr("archive/data.pkl", obj if isinstance(obj, bytes) else _dumps(obj))
         if byteorder:
             archive.writestr("archive/byteorder", byteorder)
         for key, data in storages.items():
@@ -173,12 +176,14 @@ def _write_zip(path, obj, storages, byteorder="little", compression=zipfile.ZIP_
 
 
 def _write_legacy(path, obj, storages):
-    """A legacy checkpoint: the pickles, then {key: (element count, bytes)}."""
+    """A legacy checkpoint: the pickles (`obj`'s, or `obj` itself if bytes), then
+    {key: (element count, bytes)}."""
     sys_info = {"protocol_version": 1001, "little_endian": True,
                 "type_sizes": {"short": 2, "int": 4, "long": 8}}
     parts = [pickle.dumps(value, protocol=2)
              for value in (0x1950A86A20F9469CFC6C, 1001, sys_info)]
-    parts += [_dumps(obj), pickle.dumps(list(storages), protocol=2)]
+    parts += [obj if isinstance(obj, bytes) else _dumps(obj),
+              pickle.dumps(list(storages), protocol=2)]
     for count, data in storages.values():
         parts += [struct.pack("<q", count), data]
     path.write_bytes(b"".join(parts))
@@ -485,7 +490,9 @@ def test_reading_does_not_import_torch():
         assert not BLOCKED & set(sys.modules)
         print("read without torch")
     """)
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    # A backend outside kerasformer's list: importing kerasformer then looks for none.
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            env={**os.environ, "KERAS_BACKEND": "numpy"})
     assert result.returncode == 0, result.stderr
     assert "read without torch" in result.stdout
 
@@ -617,3 +624,197 @@ def test_file_order_and_os_paths(tmp_path):
     path = tmp_path / "order.pt"
     torch.save({name: torch.zeros(1) for name in names}, os.fspath(path))
     assert list(TorchCheckpoint(path)) == names
+
+
+# --------------------------------------------------------------------------
+# Hostile files: small files declaring much. Each must fail fast with a ValueError
+# naming the file (see tests/convert/hostile.py), or load without the blow-up.
+
+WRITERS = pytest.mark.parametrize("writer", [_write_zip, _write_legacy], ids=["zip", "legacy"])
+
+
+def _floats(writer):
+    """(persistent id, storages) of 12 floats for `writer`'s format."""
+    if writer is _write_zip:
+        return _storage("FloatStorage", "0", 12), {"0": FLOATS.tobytes()}
+    return _storage("FloatStorage", "0", 12, None), {"0": (12, FLOATS.tobytes())}
+
+
+def _pickle(body):
+    """A protocol 2 pickle of raw opcodes."""
+    return b"\x80\x02" + body + b"."
+
+
+def _key(name):
+    return b"X" + struct.pack("<I", len(name)) + name.encode()
+
+
+@WRITERS
+@pytest.mark.parametrize("shape, strides", [
+    ((1 << 40,), (0,)), ((1 << 20, 1 << 20), (0, 0)), ((3, 1 << 38), (1, 0)),
+], ids=["2**40 copies of one element", "2**40 in two axes", "3 x 2**38"])
+def test_repeated_elements_beyond_the_file(tmp_path, writer, shape, strides):
+    """Stride 0 repeats a stored element: the copy numpy made was terabytes."""
+    storage, storages = _floats(writer)
+    path = writer(tmp_path / "broadcast.bin", {"x": _tensor(storage, 0, shape, strides)},
+                  storages)
+    with fails_fast(mentions(path, "'x'")):
+        TorchCheckpoint(path)["x"]
+
+
+@WRITERS
+def test_absurd_rank(tmp_path, writer):
+    """50,000 dimensions of 2**61: their product alone took seconds."""
+    storage, storages = _floats(writer)
+    rank = 50_000
+    path = writer(tmp_path / "rank.bin",
+                  {"x": _tensor(storage, 0, (1 << 61,) * rank, (0,) * rank)}, storages)
+    with fails_fast(mentions(path, "dimensions")):
+        TorchCheckpoint(path)["x"]
+
+
+@WRITERS
+def test_memo_index_far_beyond_the_pickle(tmp_path, writer):
+    """LONG_BINPUT 2**30: the unpickler grew its memo table to 2**30 entries (16 GB)."""
+    storage, storages = _floats(writer)
+    body = _ops({"x": _tensor(storage, 0, (12,), (1,))}) + b"r\x00\x00\x00\x40"
+    path = writer(tmp_path / "m.bin", _pickle(body), storages)
+    with fails_fast(mentions(path, "memo index 1073741824")):
+        TorchCheckpoint(path)
+
+
+@WRITERS
+@pytest.mark.parametrize("opcode", [b"\x8e", b"\x8d", b"B", b"\x8b"],
+                         ids=["BINBYTES8", "BINUNICODE8", "BINBYTES", "LONG4"])
+def test_sizes_beyond_the_pickle(tmp_path, writer, opcode):
+    """A value declared 2**40 (or 2**31 - 1) bytes long in a pickle of a few hundred."""
+    size = (1 << 40).to_bytes(8, "little") if opcode in (b"\x8e", b"\x8d") else \
+        struct.pack("<i", 0x7FFFFFFF)
+    storage, storages = _floats(writer)
+    body = b"}(" + _key("x") + _ops(_tensor(storage, 0, (12,), (1,))) + _key("y") + opcode
+    path = writer(tmp_path / "size.bin", _pickle(body + size + b"abc" + b"u"), storages)
+    with fails_fast(mentions(path, "damaged pickle")):
+        TorchCheckpoint(path)
+
+
+def _nested_dicts(depth, tensor):
+    return _pickle((b"}" + _key("a")) * depth + _ops(tensor) + b"s" * depth)
+
+
+@WRITERS
+def test_dicts_nested_100000_deep(tmp_path, writer):
+    """Each level's name repeats the levels above: 10**10 characters of names."""
+    storage, storages = _floats(writer)
+    path = writer(tmp_path / "deep.bin",
+                  _nested_dicts(100_000, _tensor(storage, 0, (12,), (1,))), storages)
+    with fails_fast(mentions(path, "names")):
+        TorchCheckpoint(path)
+
+
+@WRITERS
+def test_key_nested_100000_deep(tmp_path, writer):
+    """A dict key that is a tuple in a tuple in ...: str() of it raised RecursionError.
+    Such a key now gets a short name."""
+    storage, storages = _floats(writer)
+    tensor = _ops(_tensor(storage, 0, (12,), (1,)))
+    path = writer(tmp_path / "key.bin", _pickle(b"})" + b"\x85" * 100_000 + tensor + b"s"),
+                  storages)
+    with bounded():
+        checkpoint = TorchCheckpoint(path)
+    (name,) = checkpoint
+    assert len(name) < 100
+    np.testing.assert_array_equal(checkpoint[name], FLOATS)
+
+
+def _state(items):
+    """A dict of `items` str keys, memoized at 0."""
+    return b"}q\x00(" + b"".join(b"\x8c\x05" + f"{i:05d}".encode() + b"N"
+                                 for i in range(items)) + b"u"
+
+
+@WRITERS
+def test_build_cannot_copy_a_dict_into_every_ordered_dict(tmp_path, writer):
+    """BUILD applies the same 30,000-item state to 30,000 OrderedDicts: 9 * 10**8 items.
+
+    torch's BUILD on a state dict only sets `_metadata`, which is not read: a file
+    that does this loads, fast."""
+    storage, storages = _floats(writer)
+    ordered_dicts = b"c" + b"collections\nOrderedDict\nq\x01)R" + b"h\x00b" + \
+        b"h\x01)Rh\x00b" * 29_999
+    body = b"}(" + _key("x") + _ops(_tensor(storage, 0, (12,), (1,))) + _key("y") + _state(
+        30_000) + b"0" + b"](" + ordered_dicts + b"e" + b"u"
+    path = writer(tmp_path / "build.bin", _pickle(body), storages)
+    with bounded():
+        checkpoint = TorchCheckpoint(path)
+    assert list(checkpoint) == ["x"]
+    np.testing.assert_array_equal(checkpoint["x"], FLOATS)
+
+
+@WRITERS
+def test_ordered_dict_with_arguments(tmp_path, writer):
+    """OrderedDict(d) copies d: 20,000 copies of a 20,000-item dict from 200 kB."""
+    storage, storages = _floats(writer)
+    copies = b"c" + b"collections\nOrderedDict\nq\x01h\x00\x85R" + b"h\x01h\x00\x85R" * 19_999
+    body = b"}(" + _key("x") + _ops(_tensor(storage, 0, (12,), (1,))) + _key("y") + _state(
+        20_000) + b"0" + b"](" + copies + b"e" + b"u"
+    path = writer(tmp_path / "copies.bin", _pickle(body), storages)
+    with fails_fast(mentions(path, "OrderedDict")):
+        TorchCheckpoint(path)
+
+
+@WRITERS
+def test_legacy_storage_count_beyond_the_file(tmp_path, writer):
+    storage = _storage("FloatStorage", "0", 1 << 40, None if writer is _write_legacy else False)
+    storages = {"0": (1 << 40, FLOATS.tobytes())} if writer is _write_legacy else \
+        {"0": FLOATS.tobytes()}
+    path = writer(tmp_path / "count.bin", {"x": _tensor(storage, 0, (1 << 40,), (1,))}, storages)
+    with fails_fast(mentions(path, "'0'")):
+        TorchCheckpoint(path)["x"]
+
+
+@WRITERS
+@pytest.mark.parametrize("module, name", [("builtins", "print"), ("collections", "OrderedDict")])
+@pytest.mark.parametrize("opcode, code", [(b"\x82", 0xF1), (b"\x83", 0xBEEF),
+                                          (b"\x84", 0x7EADBEEF)], ids=["EXT1", "EXT2", "EXT4"])
+def test_extension_codes_are_refused(tmp_path, writer, module, name, opcode, code):
+    """EXT1/2/4 name a global by a number in copyreg's process-wide registry; once
+    resolved, the unpickler took it from copyreg's cache without asking find_class."""
+    argument = code.to_bytes({b"\x82": 1, b"\x83": 2, b"\x84": 4}[opcode], "little")
+    storage, storages = _floats(writer)
+    body = b"}(" + _key("x") + _ops(_tensor(storage, 0, (12,), (1,))) + _key("y") + opcode + \
+        argument + b"u"
+    path = writer(tmp_path / "ext.bin", _pickle(body), storages)
+    copyreg.add_extension(module, name, code)
+    try:
+        assert pickle.loads(_pickle(opcode + argument)) is getattr(
+            __import__(module), name)  # now in copyreg's cache
+        with pytest.raises(pickle.UnpicklingError, match=mentions(path, "extension")):
+            TorchCheckpoint(path)
+    finally:
+        copyreg.remove_extension(module, name, code)
+
+
+@pytest.mark.parametrize("compression", [zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA],
+                         ids=["bzip2", "lzma"])
+def test_compressed_member_expanding_past_deflate(tmp_path, compression):
+    """bzip2 packs 10 MB of zeros into 49 bytes: a data.pkl member of a few hundred bytes
+    unpacked to 10 MB, at a ratio that makes gigabytes of a few kB. torch never compresses
+    members; deflate, what tools re-zipping use, expands at most 1032-fold."""
+    storage, storages = _floats(_write_zip)
+    body = b"}(" + _key("x") + _ops(_tensor(storage, 0, (12,), (1,))) + _key("y") + b"\x8e" + \
+        (10 ** 7).to_bytes(8, "little") + bytes(10 ** 7) + b"u"
+    path = _write_zip(tmp_path / "packed.bin", _pickle(body), storages, compression=compression)
+    assert path.stat().st_size < 5000
+    with fails_fast(mentions(path, "compressed")):
+        TorchCheckpoint(path)
+
+
+@WRITERS
+def test_huge_stride_of_a_dimension_of_one(tmp_path, writer):
+    """A dimension of size 1 never steps, whatever its stride says: 2**61 elements
+    overflowed numpy's strides (OverflowError) although the tensor is sound."""
+    storage, storages = _floats(writer)
+    path = writer(tmp_path / "stride.bin", {"x": _tensor(storage, 0, (3, 1), (1, 1 << 61))},
+                  storages)
+    with bounded():
+        np.testing.assert_array_equal(TorchCheckpoint(path)["x"], FLOATS[:3, None])
