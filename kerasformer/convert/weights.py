@@ -18,7 +18,6 @@ unless `ignore_invalid_weights=True`: then they are left as initialised and a wa
 says which.
 """
 import dataclasses
-import os
 import re
 import warnings
 from typing import Callable
@@ -175,8 +174,9 @@ def load_weights(
         source_description: how to name the checkpoint in messages.
         hint: optional callable `(report) -> str | None` adding advice to the error
             (e.g. which architecture the checkpoint looks like).
-        progress: optional label of a tqdm progress bar over the assignments (shown
-            unless HF_HUB_DISABLE_PROGRESS_BARS is set, like the downloads').
+        progress: optional label of a progress bar over the assignments
+            (`kerasformer.progress`: off when HF_HUB_DISABLE_PROGRESS_BARS is set or
+            stderr is not a terminal).
 
     Returns:
         A `LoadReport`.
@@ -265,10 +265,8 @@ def _as_variable_dtype(value, dtype):
 
 
 def _progress(items, label):
-    if not label or os.environ.get("HF_HUB_DISABLE_PROGRESS_BARS"):
+    if not label:
         return items
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        return items
-    return tqdm(items, desc=label, unit="tensor")
+    from kerasformer.progress import progress
+
+    return progress(items, label, unit="tensor")
