@@ -4,7 +4,9 @@
     fetch    Hub files through huggingface_hub, verified (`kerasformer.hub.download`)
     build    the family's architecture and heads (`kerasformer.families`)
     load     the weights, strictly (`Transformer.load_weights_from_checkpoint`)
-    cache    Hub conversions as presets under $KERASFORMER_HOME/converted
+    cache    conversions as presets under $KERASFORMER_HOME/converted: of Hub checkpoints
+             by (repo, commit, family); of directories by (path, family), valid while
+             the files read, the family's recipe and the manifest are unchanged
     task     the family's task with its tokenizer recipe and task options
 
 Accepted sources:
@@ -17,11 +19,19 @@ Accepted sources:
 The family comes from `family=`, else from the manifest (a registered name, or an
 original release directory named as the release zip), else from what a Hugging Face
 config says. The command line calls these functions; it does not re-implement them.
+
+A cached conversion is the family's conversion as it stands, without the per-call
+options (`dtype`, `text_maxlen`), which apply when it is loaded. A cache entry that
+does not load is reported once (a warning naming it), removed and converted again.
 """
+import dataclasses
+import hashlib
+import json
 import os
 import pathlib
 import re
-import shutil
+import shlex
+import warnings
 
 from kerasformer import families, presets
 from kerasformer.hub import download, manifests
@@ -29,6 +39,9 @@ from kerasformer.hub import download, manifests
 ORIGINAL_LAYOUT = ("bert_config.json", "bert_model.ckpt.index", "vocab.txt")
 HF_WEIGHTS = ("model.safetensors", "pytorch_model.bin")
 HANDLE = re.compile(r"^hf://(?P<repo>[\w.-]+/[\w.-]+)(?:@(?P<revision>.+))?$")
+REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+# A Hub mirror many users behind a blocked huggingface.co use, named in error messages.
+MIRROR_EXAMPLE = "https://hf-mirror.com"
 
 
 def load(source, family=None, revision=None, dtype=None, token=None, text_maxlen=None):
@@ -48,6 +61,11 @@ def load(source, family=None, revision=None, dtype=None, token=None, text_maxlen
 
     Returns:
         A `SimilarityModel` or a `MaskedLanguageModel`.
+
+    Raises:
+        kerasformer.hub.HubUnreachableError: (a `ConnectionError`) the Hub, or the
+            mirror HF_ENDPOINT names, did not answer within seconds and the cache lacks
+            what is needed; its message says what was tried and the ways out.
     """
     if isinstance(source, os.PathLike) or (isinstance(source, str) and os.path.isdir(source)):
         return load_directory(pathlib.Path(source), family, dtype, text_maxlen)
@@ -58,41 +76,54 @@ def load(source, family=None, revision=None, dtype=None, token=None, text_maxlen
         family = manifest["family"]
     family = families.get(family).name if family is not None else None
     revision = revision or handle_revision or (manifest and manifest["hub"]["revision"]) or "main"
-    commit = download.resolve_revision(repo_id, revision, token)
+    try:
+        return _load_hub(repo_id, revision, manifest, family, dtype, token, text_maxlen)
+    except download.HubUnreachableError as error:
+        raise error.with_advice(ways_out(source, manifest, family)) from None
 
-    cached = cached_conversion(repo_id, commit, family)
-    if cached is not None:
-        try:
-            return presets.load(cached, dtype, text_maxlen)
-        except ValueError:  # damaged: convert again
-            shutil.rmtree(cached, ignore_errors=True)
-    files = hub_files(repo_id, commit, manifest, token)
-    declared = None
-    if not download.offline() and any("sha256" not in f for f in files):
-        declared = download.list_files(repo_id, commit, token)
-    local = download.fetch(repo_id, commit, files, token, declared)
+
+def _load_hub(repo_id, revision, manifest, family, dtype, token, text_maxlen):
+    commit, reached = download.resolve(repo_id, revision, token)
+    if family is None:
+        family = _cached_family(repo_id, commit)
+    if family is not None:
+        task = _load_cached(converted_directory(repo_id, commit, family), dtype, text_maxlen)
+        if task is not None:
+            return task
+    files, declared = hub_files(repo_id, commit, manifest, token, reached)
+    local = download.fetch(repo_id, commit, files, token, declared,
+                           reached=reached or declared is not None)
     roles = {f.get("role"): local[f["path"]] for f in files}
     config = presets.read_json(roles["config"], "config")
     if family is None:
         family = _family_from_config(config, repo_id)
-    task = build_task(family, config, roles["weights"], roles["vocab"], manifest, dtype,
-                      text_maxlen, progress=f"converting {repo_id}")
+        task = _load_cached(converted_directory(repo_id, commit, family), dtype, text_maxlen)
+        if task is not None:
+            return task
     source_record = {"repo_id": repo_id, "revision": commit,
                      "files": {path: download.digest(p) for path, p in local.items()}}
-    try:
-        presets.save(task, converted_directory(repo_id, commit, family), source=source_record)
-    except FileExistsError:
-        pass  # another process converted it meanwhile
-    return task
+
+    def build(dtype=None, text_maxlen=None):
+        return build_task(family, config, roles["weights"], roles["vocab"], manifest, dtype,
+                          text_maxlen, progress=f"converting {repo_id}")
+
+    return _convert_and_cache(build, converted_directory(repo_id, commit, family),
+                              source_record, dtype, text_maxlen)
 
 
-def resolve(handle):
-    """(repo_id, revision or None, manifest or None) of a name or hf:// handle."""
+def resolve(handle, bare_repo_ids=False):
+    """(repo_id, revision or None, manifest or None) of a name or hf:// handle; with
+    `bare_repo_ids`, "owner/repo" is taken as hf://owner/repo."""
+    if bare_repo_ids and isinstance(handle, str) and REPO_ID.match(handle):
+        handle = f"hf://{handle}"
     match = HANDLE.match(handle)
     if match:
-        repo_id = match["repo"]
+        repo_id = download.check_repo_id(match["repo"])
+        revision = match["revision"]
+        if revision is not None:
+            download.check_revision(revision)
         known = [m for m in manifests.list_manifests().values() if m["hub"]["repo_id"] == repo_id]
-        return repo_id, match["revision"], known[0] if known else None
+        return repo_id, revision, known[0] if known else None
     if handle.startswith("hf://"):
         raise ValueError(f"{handle!r} is not a valid handle: use hf://owner/repo[@revision]")
     manifest = manifests.find_manifest(handle)
@@ -107,42 +138,82 @@ def resolve(handle):
 
 
 def download_files(handle, revision=None, token=None):
-    """Fetches and verifies the files `load` would read; {repo path: local path}."""
-    repo_id, handle_revision, manifest = resolve(handle)
+    """Fetches and verifies the files `load` would read; {repo path: local path}.
+
+    `handle` is a registered name, an hf://owner/repo[@revision] handle or "owner/repo".
+    Files cached and verified before are not asked of the Hub again.
+    """
+    repo_id, handle_revision, manifest = resolve(handle, bare_repo_ids=True)
     revision = revision or handle_revision or (manifest and manifest["hub"]["revision"]) or "main"
-    commit = download.resolve_revision(repo_id, revision, token)
-    files = hub_files(repo_id, commit, manifest, token)
-    declared = None if download.offline() else download.list_files(repo_id, commit, token)
-    return download.fetch(repo_id, commit, files, token, declared)
+    try:
+        commit, reached = download.resolve(repo_id, revision, token)
+        files, declared = hub_files(repo_id, commit, manifest, token, reached)
+        return download.fetch(repo_id, commit, files, token, declared,
+                              reached=reached or declared is not None)
+    except download.HubUnreachableError as error:
+        family = manifest["family"] if manifest is not None else None
+        raise error.with_advice(ways_out(handle, manifest, family)) from None
 
 
-def hub_files(repo_id, commit, manifest, token):
-    """The files to fetch (with their roles): the manifest's, or discovered in the repo."""
-    if manifest is not None:
-        return [f for f in manifest["hub"]["files"] if f["role"] in ("config", "vocab", "weights")]
-    if download.offline():
-        snapshot = pathlib.Path(download.hub_cache() or _default_hub_cache())
-        snapshot = snapshot / f"models--{repo_id.replace('/', '--')}" / "snapshots" / commit
-        available = {p.name for p in snapshot.iterdir()} if snapshot.is_dir() else set()
+def ways_out(handle, manifest, family):
+    """What a user behind an unreachable Hub can do, as commands that work as written."""
+    command = f"kerasformer download {shlex.quote(handle)}"
+    ways = [
+        f"a Hub mirror: set HF_ENDPOINT, e.g. HF_ENDPOINT={MIRROR_EXAMPLE}",
+        f"HF_HUB_OFFLINE=1 with a filled cache: where the Hub is reachable, `{command}` "
+        "fills HF_HOME and KERASFORMER_HOME (by default ~/.cache/huggingface and "
+        "~/.cache/kerasformer); copy both to this machine",
+    ]
+    original = manifest["original"] if manifest is not None else {}
+    url, mirror = original.get("url"), original.get("mirror")
+    release = url.rsplit("/", 1)[-1] if url else ""
+    where = f"{url}" + (f" (mirror: {mirror})" if mirror else "")
+    if release.endswith(".zip") and original.get("layout") == "bert4keras-tf":
+        directory = release[:-len(".zip")]
+        ways.append(f"the original release {where}: unzip it and load the directory, "
+                    f'`kerasformer.models.load("{directory}", family="{family}")` '
+                    f"(on the command line `--model {directory} --family {family}`)")
+    elif url:
+        ways.append(f"the original release {where}")
     else:
-        available = set(download.list_files(repo_id, commit, token))
+        ways.append("a copy of the repository's files (config.json, the weights, vocab.txt) "
+                    "in a directory DIR: `kerasformer.models.load(DIR, family=...)` "
+                    "(on the command line `--model DIR --family ...`)")
+    return "Ways out:\n" + "\n".join(f"  - {way}" for way in ways)
+
+
+def hub_files(repo_id, commit, manifest, token, reached=False):
+    """(files to fetch with their roles, the Hub's declared digests or None): the
+    manifest's files, or those found in the repo — in the local cache when it holds
+    them all, else as the Hub lists them."""
+    if manifest is not None:
+        files = [f for f in manifest["hub"]["files"] if f["role"] in ("config", "vocab", "weights")]
+        return files, None
+    snapshot = download.snapshot(repo_id, commit)
+    available = {p.name for p in snapshot.iterdir() if p.is_file()} if snapshot.is_dir() else set()
+    declared = None
+    if not download.offline() and not _complete(available):
+        if not reached:
+            download.reach(repo_id, commit, token)
+        declared = download.list_files(repo_id, commit, token)
+        available = set(declared)
     weights = next((name for name in HF_WEIGHTS if name in available), None)
-    missing = [n for n, ok in [("config.json", "config.json" in available),
-                               ("vocab.txt", "vocab.txt" in available),
-                               ("model.safetensors or pytorch_model.bin", weights)] if not ok]
-    if missing:
+    if not _complete(available):
+        missing = [n for n, ok in [("config.json", "config.json" in available),
+                                   ("vocab.txt", "vocab.txt" in available),
+                                   ("model.safetensors or pytorch_model.bin", weights)] if not ok]
         raise FileNotFoundError(
             f"{repo_id}@{commit[:7]} lacks {', '.join(missing)}"
             + (" in the local cache (HF_HUB_OFFLINE is set)" if download.offline() else "")
         )
-    return [{"path": "config.json", "role": "config"}, {"path": "vocab.txt", "role": "vocab"},
-            {"path": weights, "role": "weights"}]
+    files = [{"path": "config.json", "role": "config"}, {"path": "vocab.txt", "role": "vocab"},
+             {"path": weights, "role": "weights"}]
+    return files, declared
 
 
-def _default_hub_cache():
-    from huggingface_hub import constants
-
-    return constants.HF_HUB_CACHE
+def _complete(available):
+    return ("config.json" in available and "vocab.txt" in available
+            and any(name in available for name in HF_WEIGHTS))
 
 
 # ------------------------------------------------------------------- building
@@ -180,7 +251,11 @@ def build_task(family, config, checkpoint, vocab, manifest=None, dtype=None, tex
 
 
 def load_directory(path, family=None, dtype=None, text_maxlen=None):
-    """The task in a local directory: a preset, an original release or an HF layout."""
+    """The task in a local directory: a preset, an original release or an HF layout.
+
+    A release or HF layout is converted once: the conversion is cached as a preset
+    (see `directory_cache`) and read back while the files are unchanged.
+    """
     if not path.is_dir():
         raise FileNotFoundError(f"no checkpoint directory at {str(path)!r}")
     if presets.is_preset(path):
@@ -196,21 +271,45 @@ def load_directory(path, family=None, dtype=None, text_maxlen=None):
             if manifest is None:
                 raise ValueError(_family_needed(path, path / "bert_model.ckpt"))
             family = manifest["family"]
-        return build_task(family, presets.read_json(path / "bert_config.json", "config"),
-                          path / "bert_model.ckpt", path / "vocab.txt", manifest, dtype, text_maxlen)
-    weights = next((path / name for name in HF_WEIGHTS if (path / name).is_file()), None)
-    if (path / "config.json").is_file() and weights is not None and (path / "vocab.txt").is_file():
-        config = presets.read_json(path / "config.json", "config")
+        family = families.get(family)
+        checkpoint = path / "bert_model.ckpt"
+        read = [path / "bert_config.json", path / "vocab.txt", path / "bert_model.ckpt.index",
+                *sorted(path.glob("bert_model.ckpt.data-*"))]
+
+        def config():
+            return presets.read_json(path / "bert_config.json", "config")
+    else:
+        weights = next((path / name for name in HF_WEIGHTS if (path / name).is_file()), None)
+        if not ((path / "config.json").is_file() and weights is not None and (path / "vocab.txt").is_file()):
+            raise FileNotFoundError(
+                f"{str(path)!r} is neither a kerasformer preset, an original release "
+                f"({', '.join(ORIGINAL_LAYOUT)}) nor a Hugging Face layout (config.json, "
+                "model.safetensors or pytorch_model.bin, vocab.txt)"
+            )
+        hf_config = presets.read_json(path / "config.json", "config")
         if family is None:
-            family = families.from_config(config)
+            family = families.from_config(hf_config)
             if family is None:
                 raise ValueError(_family_needed(path, weights))
-        return build_task(family, config, weights, path / "vocab.txt", None, dtype, text_maxlen)
-    raise FileNotFoundError(
-        f"{str(path)!r} is neither a kerasformer preset, an original release "
-        f"({', '.join(ORIGINAL_LAYOUT)}) nor a Hugging Face layout (config.json, "
-        "model.safetensors or pytorch_model.bin, vocab.txt)"
-    )
+        family = families.get(family)
+        manifest, checkpoint = None, weights
+        read = [path / "config.json", path / "vocab.txt", weights]
+
+        def config():
+            return hf_config
+
+    target = directory_cache(path, family.name)
+    identity = directory_identity(path, family, read, manifest)
+    task = _load_cached(target, dtype, text_maxlen, identity)
+    if task is not None:
+        return task
+
+    def build(dtype=None, text_maxlen=None):
+        return build_task(family.name, config(), checkpoint, path / "vocab.txt", manifest, dtype,
+                          text_maxlen)
+
+    _remove_orphans(target.parent)
+    return _convert_and_cache(build, target, identity, dtype, text_maxlen)
 
 
 def _family_needed(path, checkpoint):
@@ -244,18 +343,162 @@ def _family_from_config(config, repo_id):
 
 def converted_directory(repo_id, commit, family):
     """Where the converted preset of a Hub checkpoint is cached."""
+    download.check_repo_id(repo_id)
+    download.check_commit(commit)
     return download.kerasformer_home() / "converted" / repo_id.replace("/", "--") / f"{commit}-{family}"
 
 
 def cached_conversion(repo_id, commit, family):
     """The cached preset of a Hub checkpoint, or None. Without `family`, the one
     conversion of that commit, if there is exactly one."""
-    if family is not None:
-        candidates = [converted_directory(repo_id, commit, family)]
-    else:
-        parent = converted_directory(repo_id, commit, "x").parent
-        candidates = sorted(parent.glob(f"{commit}-*")) if parent.is_dir() else []
-        candidates = [c for c in candidates if not c.name.endswith(".partial")]
-        if len(candidates) != 1:
+    if family is None:
+        family = _cached_family(repo_id, commit)
+        if family is None:
             return None
-    return candidates[0] if presets.is_preset(candidates[0]) else None
+    candidate = converted_directory(repo_id, commit, family)
+    return candidate if presets.is_preset(candidate) else None
+
+
+def _cached_family(repo_id, commit):
+    """The family of the one cached conversion of a commit, or None (none or several)."""
+    parent = converted_directory(repo_id, commit, "x").parent
+    if not parent.is_dir():
+        return None
+    names = [p.name[len(commit) + 1:] for p in parent.glob(f"{commit}-*")]
+    names = [name for name in names if name in families.families()]
+    return names[0] if len(names) == 1 else None
+
+
+def directory_cache(path, family):
+    """Where the conversion of a checkpoint directory is cached: one entry per
+    directory (its resolved path) and family, replaced when its files change."""
+    resolved = str(pathlib.Path(path).resolve())
+    label = re.sub(r"[^\w.-]", "_", pathlib.Path(resolved).name)[:48].lstrip(".") or "directory"
+    key = hashlib.sha256(resolved.encode("utf-8")).hexdigest()[:16]
+    return download.kerasformer_home() / "converted" / "local" / f"{label}-{key}-{family}"
+
+
+def directory_identity(path, family, files, manifest):
+    """What a directory's conversion depends on: the directory, the size and mtime of
+    each file read, the family's recipe, the manifest and kerasformer's own code
+    (recorded as the cached preset's `source`; any difference converts again)."""
+    from kerasformer import __version__
+
+    stats = {}
+    for file in files:
+        stat = os.stat(file)
+        stats[pathlib.Path(file).name] = [stat.st_size, stat.st_mtime_ns]
+    return {
+        "directory": str(pathlib.Path(path).resolve()),
+        "family": family.name,
+        "family_recipe": _json_digest(dataclasses.asdict(family)),
+        "manifest": _json_digest(manifest) if manifest is not None else None,
+        "files": stats,
+        "kerasformer_version": __version__,
+        "kerasformer_code": _code_fingerprint(),
+    }
+
+
+def _json_digest(value):
+    text = json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _code_fingerprint():
+    """A digest of the size and mtime of kerasformer's own modules and tables: a
+    conversion cached by other code (a development checkout between two versions)
+    is converted again."""
+    package = pathlib.Path(__file__).resolve().parent
+    stats = []
+    for root, directories, names in os.walk(package):
+        directories[:] = sorted(d for d in directories if d != "__pycache__")
+        for name in sorted(names):
+            if name.endswith((".py", ".json")):
+                stat = os.stat(os.path.join(root, name))
+                stats.append([os.path.relpath(os.path.join(root, name), package),
+                              stat.st_size, stat.st_mtime_ns])
+    return _json_digest(stats)
+
+
+def _remove_orphans(parent):
+    """Removes the cached conversions of directories that no longer exist (a
+    temporary directory, a checkpoint deleted or moved), so they do not pile up."""
+    if not parent.is_dir():
+        return
+    for entry in parent.iterdir():
+        if entry.name.startswith(".") or not entry.is_dir():
+            continue  # partials: presets.save removes the stale ones
+        try:
+            source = presets.read_json(entry / presets.CONFIG).get("source", {})
+            directory = source.get("directory") if isinstance(source, dict) else None
+        except (OSError, ValueError):
+            continue  # damaged: reported and replaced when its directory is loaded
+        if isinstance(directory, str) and not os.path.isdir(directory):
+            presets.discard(entry)
+
+
+def _load_cached(directory, dtype=None, text_maxlen=None, identity=None):
+    """The task of a cached conversion, or None when there is none, it is stale (its
+    `source` differs from `identity`, when given) or it is damaged (then reported
+    once and removed)."""
+    if not os.path.lexists(directory):
+        return None
+    try:
+        if identity is not None:
+            recorded = presets.read_json(pathlib.Path(directory) / presets.CONFIG, "preset config")
+            if recorded.get("source") != identity:
+                presets.discard(directory)  # the files changed: converted again
+                return None
+        config = presets.read_config(directory)
+    except MemoryError:
+        raise
+    except Exception as error:
+        return _damaged(directory, error)
+    try:
+        return presets.from_config(directory, config, dtype, text_maxlen)
+    except MemoryError:
+        raise
+    except Exception as error:
+        if dtype is not None or text_maxlen is not None:
+            try:
+                presets.from_config(directory, config)
+            except Exception:
+                pass
+            else:
+                raise error  # the options are wrong, not the cache
+        return _damaged(directory, error)
+
+
+def _damaged(directory, error):
+    download.repair_warning(directory, f"damaged cached conversion ({type(error).__name__}: {error})")
+    presets.discard(directory)
+    return None
+
+
+def _convert_and_cache(build, target, source, dtype, text_maxlen):
+    """Converts (`build(dtype, text_maxlen)`), caches the conversion at `target` and
+    returns the task with the options applied. The cache holds the conversion without
+    per-call options; where two processes convert at once, the first preset renamed
+    into place stays and the other discards its own copy."""
+    task = build()
+    cached = _save_to_cache(task, target, source)
+    if dtype is None and text_maxlen is None:
+        return task
+    if cached:
+        loaded = _load_cached(target, dtype, text_maxlen)
+        if loaded is not None:
+            return loaded
+    return build(dtype, text_maxlen)
+
+
+def _save_to_cache(task, target, source):
+    """Whether `target` holds the conversion after trying to save `task` there; a cache
+    that cannot be written is reported and the load goes on without it."""
+    try:
+        presets.save(task, target, source=source)
+    except OSError as error:
+        if isinstance(error, FileExistsError) and presets.is_preset(target):
+            return True  # another process converted it meanwhile: its preset stays
+        warnings.warn(f"conversion not cached at {target}: {error}", stacklevel=4)
+        return False
+    return True

@@ -7,14 +7,23 @@ load reads one `.weights.h5` and needs neither the download nor the conversion.
 config.json holds the transformer's own config (`Transformer.get_config`) and the
 task's (`Task.get_config`), both rebuilt through their `from_config`. Presets are
 written into a temporary directory beside the target and renamed into place, so an
-interrupted write never leaves a directory that loads; the weights' sha256 is
-recorded and checked before loading.
+interrupted write never leaves a directory that loads; when two writers race for one
+target, the first rename wins and the other gets FileExistsError. Temporary
+directories that a killed writer left behind are removed by the next save into the
+same parent. The weights' sha256 is recorded and checked before loading, and no file a
+preset names may lie outside it — symlinks included, at load and again when a task
+loaded from a preset is saved.
 """
+import hashlib
 import json
 import os
 import pathlib
+import re
 import shutil
+import socket
+import time
 import uuid
+import weakref
 
 from kerasformer.hub.download import digest
 
@@ -23,6 +32,20 @@ VERSION = 2
 CONFIG = "config.json"
 WEIGHTS = "model.weights.h5"
 VOCAB = "assets/tokenizer/vocab.txt"
+
+# A temporary directory is `.NAME.UUID.PID-HOST.partial`: the writer's process id and a
+# digest of its host name say whose it is. An older `.NAME.UUID.partial` has no owner.
+PARTIAL = re.compile(r"^\.(?P<name>.+)\.(?P<uuid>[0-9a-f]{32})(?:\.(?P<pid>\d+)-(?P<host>[0-9a-f]{8}))?\.partial$")
+# A partial whose owner cannot be checked (another host, no owner recorded, Windows) is
+# removed once nothing in it changed for this long. Writing a preset takes seconds to
+# minutes (weights of a few GB); an hour without a single write is no live writer.
+# Removing a live writer's directory would only make its rename fail, never corrupt a
+# preset, so the bound errs on the side of not leaking full copies of the weights.
+STALE_PARTIAL_SECONDS = 3600
+
+# Tasks loaded from a preset, and the preset's resolved directory and vocabulary path:
+# saving such a task copies nothing from outside that preset.
+_ORIGINS = weakref.WeakKeyDictionary()
 
 
 def read_json(path, what="file"):
@@ -60,6 +83,10 @@ def save(task, directory, source=None):
 
     Returns:
         The preset directory as a `pathlib.Path`.
+
+    Raises:
+        FileExistsError: `directory` is not empty, or another writer renamed its
+            preset into place first.
     """
     from kerasformer import __version__
 
@@ -70,8 +97,10 @@ def save(task, directory, source=None):
     vocab = task_config["tokenizer"].get("vocab")
     if vocab is None:
         raise ValueError("this task was built without a vocabulary path in its tokenizer config")
+    vocab = _vocabulary_to_copy(task, vocab)
     directory.parent.mkdir(parents=True, exist_ok=True)
-    temporary = directory.parent / f".{directory.name}.{uuid.uuid4().hex}.partial"
+    remove_stale_partials(directory.parent)
+    temporary = partial_path(directory)
     temporary.mkdir()
     try:
         weights = temporary / WEIGHTS
@@ -91,13 +120,128 @@ def save(task, directory, source=None):
         (temporary / CONFIG).write_text(
             json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
         )
-        if directory.exists():
-            directory.rmdir()
-        os.replace(temporary, directory)
+        _rename_into_place(temporary, directory)
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
         raise
     return directory
+
+
+def _vocabulary_to_copy(task, vocab):
+    """The vocabulary file to copy into a new preset. For a task loaded from a preset
+    that still names that preset's vocabulary, the file must still be inside that
+    preset once symlinks are resolved (it may have been replaced since loading)."""
+    origin = _ORIGINS.get(task)
+    if origin is None or os.fspath(vocab) != origin[1]:
+        return vocab
+    root, _ = origin
+    resolved = pathlib.Path(vocab).resolve()
+    if root not in resolved.parents:
+        raise ValueError(f"{root}: the vocabulary {vocab!r} now lies outside the preset "
+                         f"({resolved}): not copied")
+    return resolved
+
+
+def _rename_into_place(temporary, directory):
+    """Renames a finished preset onto `directory` (absent or empty). Where another
+    writer got there first, its preset stays and FileExistsError is raised."""
+    try:
+        directory.rmdir()  # an empty directory given by the caller
+    except FileNotFoundError:
+        pass
+    except OSError:
+        if directory.is_dir() and any(directory.iterdir()):
+            raise FileExistsError(f"{directory} was written by another process meanwhile") from None
+        raise
+    try:
+        os.replace(temporary, directory)
+    except OSError:
+        # ENOTEMPTY / EEXIST on POSIX, access denied on Windows: a rename onto a
+        # directory that another writer has just filled
+        if directory.is_dir() and any(directory.iterdir()):
+            raise FileExistsError(f"{directory} was written by another process meanwhile") from None
+        raise
+
+
+def partial_path(directory):
+    """A new temporary path beside `directory`, named after its writer (see PARTIAL)."""
+    directory = pathlib.Path(directory)
+    return directory.parent / f".{directory.name}.{uuid.uuid4().hex}.{os.getpid()}-{_host()}.partial"
+
+
+def discard(directory):
+    """Removes a directory at once from its name (renamed to a partial first, so a
+    writer can rename a new one into place while the old one is deleted; what a kill
+    leaves behind is removed by a later save)."""
+    directory = pathlib.Path(directory)
+    doomed = partial_path(directory)
+    try:
+        os.replace(directory, doomed)
+    except FileNotFoundError:
+        return
+    except OSError:
+        doomed = directory
+    if doomed.is_dir() and not doomed.is_symlink():
+        shutil.rmtree(doomed, ignore_errors=True)
+    else:
+        doomed.unlink(missing_ok=True)
+
+
+def remove_stale_partials(parent):
+    """Removes the temporary directories in `parent` that no writer will finish: those
+    of a process of this host that is gone (kill -9), and any whose files have not
+    changed for STALE_PARTIAL_SECONDS."""
+    try:
+        entries = list(os.scandir(parent))
+    except OSError:
+        return
+    for entry in entries:
+        match = PARTIAL.match(entry.name)
+        if match is None:
+            continue
+        path = pathlib.Path(entry.path)
+        owner_gone = (match["pid"] is not None and match["host"] == _host()
+                      and not _alive(int(match["pid"])))
+        if owner_gone or time.time() - _last_change(path) > STALE_PARTIAL_SECONDS:
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+
+
+def _host():
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
+def _alive(pid):
+    """Whether process `pid` of this host exists (True when it cannot be told)."""
+    if pid == os.getpid():
+        return True
+    if os.name == "nt":  # os.kill(pid, 0) would not probe there; rely on the age
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: it exists, owned by another user
+        return True
+    return True
+
+
+def _last_change(path):
+    """The latest modification time of `path` and everything in it."""
+    latest = 0.0
+    try:
+        latest = path.lstat().st_mtime
+        for root, directories, files in os.walk(path):
+            for name in directories + files:
+                try:
+                    latest = max(latest, os.lstat(os.path.join(root, name)).st_mtime)
+                except OSError:
+                    pass
+    except OSError:
+        pass
+    return latest
 
 
 def read_config(directory):
@@ -114,11 +258,17 @@ def read_config(directory):
     for key in ("transformer", "task", "weights_sha256"):
         if key not in config:
             raise ValueError(f"{directory}: {CONFIG} lacks {key!r}")
-    vocab = config["task"].get("tokenizer", {}).get("vocab")
-    if vocab is None:
+    for key in ("transformer", "task"):
+        if not isinstance(config[key], dict):
+            raise ValueError(f"{directory}: {CONFIG}'s {key!r} is not an object")
+    if not isinstance(config["transformer"].get("architecture"), str):
+        raise ValueError(f"{directory}: {CONFIG} names no architecture")
+    tokenizer = config["task"].get("tokenizer")
+    vocab = tokenizer.get("vocab") if isinstance(tokenizer, dict) else None
+    if not isinstance(vocab, str):
         raise ValueError(f"{directory}: {CONFIG} names no tokenizer vocabulary")
     root = directory.resolve()
-    for name in (WEIGHTS, vocab):
+    for name in (CONFIG, WEIGHTS, vocab):
         if root not in (directory / name).resolve().parents:
             raise ValueError(f"{directory}: {name!r} is outside the preset")
         if not (directory / name).is_file():
@@ -130,11 +280,16 @@ def read_config(directory):
 
 def load(directory, dtype=None, text_maxlen=None):
     """The task saved in a preset directory."""
+    directory = pathlib.Path(directory)
+    return from_config(directory, read_config(directory), dtype, text_maxlen)
+
+
+def from_config(directory, config, dtype=None, text_maxlen=None):
+    """The task of a preset whose config `read_config` returned."""
     from kerasformer import architectures
     from kerasformer.models import TASK_CLASSES
 
     directory = pathlib.Path(directory)
-    config = read_config(directory)
     transformer_config = dict(config["transformer"])
     if dtype is not None:
         transformer_config["dtype"] = dtype
@@ -149,4 +304,6 @@ def load(directory, dtype=None, text_maxlen=None):
         raise ValueError(f"{directory}: unknown task {task_config.get('task')!r}")
     if text_maxlen is not None and task_class.task == "similarity":
         task_config["options"] = {**task_config.get("options", {}), "text_maxlen": text_maxlen}
-    return task_class.from_config(task_config, transformer)
+    task = task_class.from_config(task_config, transformer)
+    _ORIGINS[task] = (directory.resolve(), task_config["tokenizer"]["vocab"])
+    return task

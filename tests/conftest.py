@@ -4,13 +4,19 @@ The suite runs on JAX unless KERAS_BACKEND says otherwise; tests/test_backends.p
 re-runs the tests marked `backends` under tensorflow and torch in subprocesses.
 Nothing may reach the real Hugging Face Hub: hub tests serve a loopback fake
 (tests/hub/fake_hub.py), and huggingface_hub's telemetry, read once at import, is off.
+Caches (kerasformer's and huggingface_hub's) live in a temporary directory per session.
 """
 import os
 import pathlib
+import tempfile
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
 os.environ.setdefault("HF_ENDPOINT", "http://127.0.0.1:9")  # closed port: never the real Hub
+# Loads cache conversions (also of local directories): never in the user's own cache.
+_CACHE = tempfile.TemporaryDirectory(prefix="kerasformer-tests-")
+os.environ["KERASFORMER_HOME"] = os.path.join(_CACHE.name, "kerasformer")
+os.environ["HF_HOME"] = os.path.join(_CACHE.name, "hf")
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"

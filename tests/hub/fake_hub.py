@@ -5,8 +5,9 @@ checkpoints.md §5.4): `HEAD`/`GET /{repo}/resolve/{revision}/{path}` with `ETag
 (sha256 for LFS files, the git blob id otherwise), `X-Repo-Commit` and
 `Content-Length`; `GET /api/models/{repo}[/revision/{revision}]`;
 `GET /api/models/{repo}/tree/{revision}`; and the error codes (`RepoNotFound`,
-`RevisionNotFound`, `EntryNotFound`). It records every request, and can serve a file
-with other bytes than it declares, to test integrity checks.
+`RevisionNotFound`, `EntryNotFound`). It records every request, can serve a file
+with other bytes than it declares, to test integrity checks, and can answer any
+string as a commit id (`api_sha`), as a hostile mirror could.
 """
 import hashlib
 import http.server
@@ -25,6 +26,7 @@ class FakeHub:
     def __init__(self):
         self.repos = {}  # repo id -> {"commit": sha, "refs": {name: sha}, "files": {path: bytes}}
         self.served = {}  # (repo id, path) -> bytes served instead of the declared ones
+        self.api_sha = {}  # repo id -> what the revision API answers as its commit id
         self.requests = []
         self.server = None
 
@@ -136,7 +138,8 @@ class FakeHub:
         if repo is None:
             return
         self.reply(request, 200, {
-            "id": repo_id, "modelId": repo_id, "sha": commit, "private": False,
+            "id": repo_id, "modelId": repo_id, "sha": self.api_sha.get(repo_id, commit),
+            "private": False,
             "siblings": [{"rfilename": path} for path in sorted(repo["files"])],
         })
 
