@@ -27,7 +27,8 @@ class UsageError(ValueError):
 def _load(args):
     from kerasformer.loading import load
 
-    task = load(args.model, family=args.family, revision=getattr(args, "revision", None))
+    task = load(args.model, family=args.family, revision=getattr(args, "revision", None),
+                ignore_invalid_weights=args.ignore_invalid_weights)
     needed = TASK_OF_COMMAND.get(args.command)
     if needed is not None and task.task != needed:
         fitting = [f.name for f in families.families().values() if f.task == needed]
@@ -202,6 +203,8 @@ def build_parser():
         command.add_argument("--family", help="family, if the source does not say ("
                              + ", ".join(families.names()) + ")")
         command.add_argument("--revision", help="Hub branch, tag or commit")
+        command.add_argument("--ignore-invalid-weights", action="store_true",
+                             help="load what matches and keep the rest random, with a warning")
 
     commands.add_parser("list", help="named checkpoints").set_defaults(run=_list)
 

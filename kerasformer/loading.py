@@ -44,7 +44,8 @@ REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 MIRROR_EXAMPLE = "https://hf-mirror.com"
 
 
-def load(source, family=None, revision=None, dtype=None, token=None, text_maxlen=None):
+def load(source, family=None, revision=None, dtype=None, token=None, text_maxlen=None,
+         ignore_invalid_weights=False):
     """Loads a checkpoint by name, Hub handle or directory, as a ready task.
 
     Args:
@@ -58,6 +59,8 @@ def load(source, family=None, revision=None, dtype=None, token=None, text_maxlen
         dtype: Keras dtype policy, e.g. "mixed_bfloat16".
         token: Hugging Face token for private or gated repos.
         text_maxlen: for similarity models, tokens kept of each input text.
+        ignore_invalid_weights: load what matches and warn about weights that stay
+            random instead of raising; such a model is never cached.
 
     Returns:
         A `SimilarityModel` or a `MaskedLanguageModel`.
@@ -68,7 +71,8 @@ def load(source, family=None, revision=None, dtype=None, token=None, text_maxlen
             what is needed; its message says what was tried and the ways out.
     """
     if isinstance(source, os.PathLike) or (isinstance(source, str) and os.path.isdir(source)):
-        return load_directory(pathlib.Path(source), family, dtype, text_maxlen)
+        return load_directory(pathlib.Path(source), family, dtype, text_maxlen,
+                              ignore_invalid_weights)
     if not isinstance(source, str):
         raise TypeError(f"expected a name, hf:// handle or directory, got {source!r}")
     repo_id, handle_revision, manifest = resolve(source)
@@ -77,16 +81,18 @@ def load(source, family=None, revision=None, dtype=None, token=None, text_maxlen
     family = families.get(family).name if family is not None else None
     revision = revision or handle_revision or (manifest and manifest["hub"]["revision"]) or "main"
     try:
-        return _load_hub(repo_id, revision, manifest, family, dtype, token, text_maxlen)
+        return _load_hub(repo_id, revision, manifest, family, dtype, token, text_maxlen,
+                         ignore_invalid_weights)
     except download.HubUnreachableError as error:
         raise error.with_advice(ways_out(source, manifest, family)) from None
 
 
-def _load_hub(repo_id, revision, manifest, family, dtype, token, text_maxlen):
+def _load_hub(repo_id, revision, manifest, family, dtype, token, text_maxlen,
+              ignore_invalid_weights=False):
     commit, reached = download.resolve(repo_id, revision, token)
-    if family is None:
+    if family is None and not ignore_invalid_weights:
         family = _cached_family(repo_id, commit)
-    if family is not None:
+    if family is not None and not ignore_invalid_weights:
         task = _load_cached(converted_directory(repo_id, commit, family), dtype, text_maxlen)
         if task is not None:
             return task
@@ -97,16 +103,20 @@ def _load_hub(repo_id, revision, manifest, family, dtype, token, text_maxlen):
     config = presets.read_json(roles["config"], "config")
     if family is None:
         family = _family_from_config(config, repo_id)
-        task = _load_cached(converted_directory(repo_id, commit, family), dtype, text_maxlen)
-        if task is not None:
-            return task
+        if not ignore_invalid_weights:
+            task = _load_cached(converted_directory(repo_id, commit, family), dtype, text_maxlen)
+            if task is not None:
+                return task
     source_record = {"repo_id": repo_id, "revision": commit,
                      "files": {path: download.digest(p) for path, p in local.items()}}
 
     def build(dtype=None, text_maxlen=None):
         return build_task(family, config, roles["weights"], roles["vocab"], manifest, dtype,
-                          text_maxlen, progress=f"converting {repo_id}")
+                          text_maxlen, progress=f"converting {repo_id}",
+                          ignore_invalid_weights=ignore_invalid_weights)
 
+    if ignore_invalid_weights:  # some weights may be random: nothing to cache
+        return build(dtype, text_maxlen)
     return _convert_and_cache(build, converted_directory(repo_id, commit, family),
                               source_record, dtype, text_maxlen)
 
@@ -220,7 +230,7 @@ def _complete(available):
 
 
 def build_task(family, config, checkpoint, vocab, manifest=None, dtype=None, text_maxlen=None,
-               progress=None):
+               progress=None, ignore_invalid_weights=False):
     """Builds a family's task from a config dict, a checkpoint and a vocabulary.
 
     The family's recipe (architecture, heads, task, task options, tokenizer) comes
@@ -244,13 +254,14 @@ def build_task(family, config, checkpoint, vocab, manifest=None, dtype=None, tex
         options["text_maxlen"] = text_maxlen
     tokenizer["vocab"] = str(vocab)
     tokenizer["pre_tokenize"] = resolve_pre_tokenize(tokenizer)  # "auto" decided once
-    transformer = make_transformer(family.architecture, config, dtype=dtype, **family.build)
+    transformer = make_transformer(family.architecture, config, dtype=dtype,
+                                   ignore_invalid_weights=ignore_invalid_weights, **family.build)
     transformer.load_weights_from_checkpoint(checkpoint, progress=progress)
     task_config = {"family": family.name, "tokenizer": tokenizer, "options": options}
     return TASK_CLASSES[family.task].from_config(task_config, transformer)
 
 
-def load_directory(path, family=None, dtype=None, text_maxlen=None):
+def load_directory(path, family=None, dtype=None, text_maxlen=None, ignore_invalid_weights=False):
     """The task in a local directory: a preset, an original release or an HF layout.
 
     A release or HF layout is converted once: the conversion is cached as a preset
@@ -298,15 +309,17 @@ def load_directory(path, family=None, dtype=None, text_maxlen=None):
         def config():
             return hf_config
 
+    def build(dtype=None, text_maxlen=None):
+        return build_task(family.name, config(), checkpoint, path / "vocab.txt", manifest, dtype,
+                          text_maxlen, ignore_invalid_weights=ignore_invalid_weights)
+
+    if ignore_invalid_weights:  # some weights may be random: nothing to cache
+        return build(dtype, text_maxlen)
     target = directory_cache(path, family.name)
     identity = directory_identity(path, family, read, manifest)
     task = _load_cached(target, dtype, text_maxlen, identity)
     if task is not None:
         return task
-
-    def build(dtype=None, text_maxlen=None):
-        return build_task(family.name, config(), checkpoint, path / "vocab.txt", manifest, dtype,
-                          text_maxlen)
 
     _remove_orphans(target.parent)
     return _convert_and_cache(build, target, identity, dtype, text_maxlen)

@@ -1,3 +1,5 @@
+import pytest
+
 from kerasformer.cli import main
 from tests.conftest import FIXTURES
 
@@ -78,3 +80,13 @@ def test_version_list_and_info(capsys):
     assert "did you mean" in capsys.readouterr().err
     assert main(["similar", "你好", "--model", "cpm-lm"]) == 2
     assert "does not build the gpt2 architecture yet" in capsys.readouterr().err
+
+
+def test_invalid_weights_are_named_with_the_flag_that_accepts_them(capsys):
+    bert = str(FIXTURES / "models" / "bert")  # a BERT checkpoint is not a RoFormer-Sim one
+    assert main(["encode", "你好", "--model", bert, "--family", "roformer-sim"]) == 2
+    err = capsys.readouterr().err
+    assert "--ignore-invalid-weights" in err and "ignore_invalid_weights" not in err
+    with pytest.warns(UserWarning, match="keep their random initialisation"):
+        assert main(["encode", "你好", "--model", bert, "--family", "roformer-sim",
+                     "--ignore-invalid-weights"]) == 0

@@ -1,5 +1,6 @@
 """The decode loop: cache correctness, parity with bert4keras' decoder, sampling."""
 import collections
+import functools
 import json
 
 import keras
@@ -15,7 +16,14 @@ MODELS = FIXTURES / "models"
 SIMILARITY_FIXTURES = ["bert", "bert_factorized", "roformer", "roformer_factorized"]
 
 
+@functools.lru_cache(maxsize=None)
 def load(fixture, application="unilm", **kwargs):
+    """A fixture model, built once per arguments and shared (with its compiled
+    functions) by every test that only reads it; `build` makes a private one."""
+    return build(fixture, application, **kwargs)
+
+
+def build(fixture, application="unilm", **kwargs):
     family = json.loads((MODELS / fixture / "cases.json").read_text())["model"]
     if family == "roformer":
         kwargs.setdefault("layer_norm_epsilon", 1e-7)  # bert4keras 0.11.5, as the fixtures
@@ -170,7 +178,7 @@ def test_minlen_and_finished_rows():
 def test_compiled_once_per_shape_bucket():
     if keras.config.backend() == "torch":
         pytest.skip("torch runs eagerly")
-    transformer = load("bert")
+    transformer = build("bert")  # its own: the test counts its compilations
     decoder = AutoRegressiveDecoder(transformer, end_id=3)
     traces = []
     original = transformer.call_with_cache
@@ -243,7 +251,7 @@ def test_hierarchical_positions_decode_past_the_learned_table():
 def test_restrictions_compose_and_keep_one_compilation_per_program():
     from kerasformer.generation import sampling
 
-    transformer = load("roformer", with_mlm="linear")
+    transformer = build("roformer", with_mlm="linear")  # its own: compilations are counted
     decoder = AutoRegressiveDecoder(transformer, end_id=3)
     greedy = decoder.greedy([[2, 40, 41, 3]], maxlen=6)[0]
     # top_k(1) leaves one candidate whatever the temperature: greedy again
