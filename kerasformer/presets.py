@@ -25,7 +25,7 @@ import time
 import uuid
 import weakref
 
-from kerasformer.hub.download import digest
+from kerasformer.hub.download import digest, kerasformer_home
 
 FORMAT = "kerasformer-preset"
 VERSION = 2
@@ -273,9 +273,42 @@ def read_config(directory):
             raise ValueError(f"{directory}: {name!r} is outside the preset")
         if not (directory / name).is_file():
             raise ValueError(f"{directory}: {name} is missing")
-    if digest(directory / WEIGHTS) != config["weights_sha256"]:
+    if verified_digest(directory / WEIGHTS) != config["weights_sha256"]:
         raise ValueError(f"{directory}: {WEIGHTS} does not match its recorded sha256")
     return config
+
+
+def verified_digest(path):
+    """The sha256 of `path`, hashed once per version of the file.
+
+    Hashing a base model's weights costs about as much as reading them, on every load.
+    The digest is kept under $KERASFORMER_HOME/verified, keyed on the file's identity
+    (device, inode, size, modification time): any rewrite of the file — a truncated
+    copy, a changed byte written by a program — hashes it again. What this does not
+    catch is a change that keeps size and mtime (bit rot under the file system), as
+    huggingface_hub's cache does not either. A cache that cannot be written just
+    means hashing every time.
+    """
+    path = pathlib.Path(path)
+    stat = path.stat()
+    key = f"{stat.st_dev}:{stat.st_ino}:{stat.st_size}:{stat.st_mtime_ns}"
+    name = hashlib.sha256(str(path.resolve()).encode("utf-8")).hexdigest()[:32]
+    record = kerasformer_home() / "verified" / f"{name}.json"
+    try:
+        known = json.loads(record.read_text(encoding="utf-8"))
+        if known.get("file") == key and isinstance(known.get("sha256"), str):
+            return known["sha256"]
+    except (OSError, ValueError, AttributeError):
+        pass
+    value = digest(path)
+    try:
+        record.parent.mkdir(parents=True, exist_ok=True)
+        temporary = record.with_name(f".{record.name}.{uuid.uuid4().hex}.tmp")
+        temporary.write_text(json.dumps({"file": key, "sha256": value}), encoding="utf-8")
+        os.replace(temporary, record)
+    except OSError:
+        pass
+    return value
 
 
 def load(directory, dtype=None, text_maxlen=None):

@@ -161,3 +161,24 @@ def test_fill_mask_never_proposes_special_tokens():
         assert not special & {token for token, _ in candidates}
     with pytest.raises(ValueError, match="k must be a positive integer"):
         task.fill_mask("今天[MASK]", k=True)
+
+
+def test_preset_weights_are_hashed_once_per_version_of_the_file(tmp_path, monkeypatch):
+    from kerasformer import presets
+
+    sim = kf.models.load(MODELS / "roformer", family="roformer-sim")
+    preset = sim.save_preset(tmp_path / "preset")
+    kf.models.load(preset)  # hashes and records the weights' sha256
+
+    def no_hashing(path, algorithm="sha256"):
+        raise AssertionError("hashed an unchanged file again")
+
+    monkeypatch.setattr(presets, "digest", no_hashing)
+    kf.models.load(preset)
+    monkeypatch.undo()
+    weights = preset / "model.weights.h5"
+    data = bytearray(weights.read_bytes())
+    data[-100] ^= 0xFF  # same size, new content (and mtime)
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="does not match its recorded sha256"):
+        kf.models.load(preset)
