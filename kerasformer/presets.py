@@ -124,6 +124,7 @@ def save(task, directory, source=None):
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
         raise
+    _record_digest(directory / WEIGHTS, config["weights_sha256"])  # hashed just now
     return directory
 
 
@@ -290,10 +291,7 @@ def verified_digest(path):
     means hashing every time.
     """
     path = pathlib.Path(path)
-    stat = path.stat()
-    key = f"{stat.st_dev}:{stat.st_ino}:{stat.st_size}:{stat.st_mtime_ns}"
-    name = hashlib.sha256(str(path.resolve()).encode("utf-8")).hexdigest()[:32]
-    record = kerasformer_home() / "verified" / f"{name}.json"
+    record, key = _digest_record(path)
     try:
         known = json.loads(record.read_text(encoding="utf-8"))
         if known.get("file") == key and isinstance(known.get("sha256"), str):
@@ -301,14 +299,27 @@ def verified_digest(path):
     except (OSError, ValueError, AttributeError):
         pass
     value = digest(path)
+    _record_digest(path, value)
+    return value
+
+
+def _digest_record(path):
+    """Where the digest of `path` is recorded, and the identity it is recorded for."""
+    stat = path.stat()
+    key = f"{stat.st_dev}:{stat.st_ino}:{stat.st_size}:{stat.st_mtime_ns}"
+    name = hashlib.sha256(str(path.resolve()).encode("utf-8")).hexdigest()[:32]
+    return kerasformer_home() / "verified" / f"{name}.json", key
+
+
+def _record_digest(path, value):
     try:
+        record, key = _digest_record(pathlib.Path(path))
         record.parent.mkdir(parents=True, exist_ok=True)
         temporary = record.with_name(f".{record.name}.{uuid.uuid4().hex}.tmp")
         temporary.write_text(json.dumps({"file": key, "sha256": value}), encoding="utf-8")
         os.replace(temporary, record)
     except OSError:
         pass
-    return value
 
 
 def load(directory, dtype=None, text_maxlen=None):
