@@ -11,8 +11,8 @@ import json
 import os
 import sys
 
-BACKENDS = ("jax", "torch", "tensorflow")  # in order of preference
-EXTRAS = {"jax": "jax", "torch": "torch", "tensorflow": "tensorflow"}
+# In order of preference; each is also the name of kerasformer's extra that installs it.
+BACKENDS = ("jax", "torch", "tensorflow")
 
 
 class BackendNotInstalled(ImportError):
@@ -44,14 +44,14 @@ def choose():
         return  # too late to choose; Keras has its backend
     chosen = os.environ.get("KERAS_BACKEND")
     if chosen:
-        if chosen in EXTRAS and not installed(chosen):
+        if chosen in BACKENDS and not installed(chosen):
             raise BackendNotInstalled(
                 f"KERAS_BACKEND={chosen} but {chosen} is not installed: "
-                f'pip install "kerasformer[{EXTRAS[chosen]}]"'
+                f'pip install "kerasformer[{chosen}]"'
             )
         return
     from_json = keras_json_backend()
-    if from_json is not None and (from_json not in EXTRAS or installed(from_json)):
+    if from_json is not None and (from_json not in BACKENDS or installed(from_json)):
         return
     available = [backend for backend in BACKENDS if installed(backend)]
     if not available:

@@ -361,17 +361,6 @@ def converted_directory(repo_id, commit, family):
     return download.kerasformer_home() / "converted" / repo_id.replace("/", "--") / f"{commit}-{family}"
 
 
-def cached_conversion(repo_id, commit, family):
-    """The cached preset of a Hub checkpoint, or None. Without `family`, the one
-    conversion of that commit, if there is exactly one."""
-    if family is None:
-        family = _cached_family(repo_id, commit)
-        if family is None:
-            return None
-    candidate = converted_directory(repo_id, commit, family)
-    return candidate if presets.is_preset(candidate) else None
-
-
 def _cached_family(repo_id, commit):
     """The family of the one cached conversion of a commit, or None (none or several)."""
     parent = converted_directory(repo_id, commit, "x").parent

@@ -25,7 +25,7 @@ import time
 import uuid
 import weakref
 
-from kerasformer.hub.download import digest, kerasformer_home
+from kerasformer.hub.download import digest, kerasformer_home, write_atomically
 
 FORMAT = "kerasformer-preset"
 VERSION = 2
@@ -314,10 +314,7 @@ def _digest_record(path):
 def _record_digest(path, value):
     try:
         record, key = _digest_record(pathlib.Path(path))
-        record.parent.mkdir(parents=True, exist_ok=True)
-        temporary = record.with_name(f".{record.name}.{uuid.uuid4().hex}.tmp")
-        temporary.write_text(json.dumps({"file": key, "sha256": value}), encoding="utf-8")
-        os.replace(temporary, record)
+        write_atomically(record, json.dumps({"file": key, "sha256": value}).encode("utf-8"))
     except OSError:
         pass
 

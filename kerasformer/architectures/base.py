@@ -18,7 +18,7 @@ import keras
 import numpy as np
 
 from kerasformer.convert.checkpoints import canonical_hf_names, checkpoint_layout, open_checkpoint
-from kerasformer.convert.weights import Source, Transform, WeightMap, load_weights
+from kerasformer.convert.weights import Source, Transform, load_weights
 from kerasformer.layers.masks import APPLICATIONS, AttentionMask
 
 # Constructor arguments that say how weights are loaded, not what the model is: a

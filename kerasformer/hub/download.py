@@ -244,7 +244,7 @@ def resolve(repo_id, revision=None, token=None):
                 f"{error.reason}; and {revision!r} was never resolved on this machine") from None
         warnings.warn(f"{error}: using {commit}, what {revision!r} resolved to before", stacklevel=3)
         return commit, False
-    _write_atomically(_ref_record(repo_id, revision), commit.encode())
+    write_atomically(_ref_record(repo_id, revision), commit.encode())
     return commit, True
 
 
@@ -379,7 +379,7 @@ def fetch(repo_id, commit, files, token=None, declared=None, reached=False):
         verified[path] = expected[1] if expected is not None and expected[0] == "sha256" \
             else digest(local[path])
     if verified != recorded:
-        _write_atomically(record_path, json.dumps(verified, indent=1).encode())
+        write_atomically(record_path, json.dumps(verified, indent=1).encode())
     return local
 
 
@@ -472,7 +472,7 @@ def _remove(path):
         pass
 
 
-def _write_atomically(path, data):
+def write_atomically(path, data):
     """Writes a small file through a temporary name, so readers see all or nothing."""
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

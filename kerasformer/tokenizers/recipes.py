@@ -28,9 +28,8 @@ def make_tokenizer(recipe):
     kind = recipe.get("type", "wordpiece")
     if kind != "wordpiece":
         raise ValueError(f"kerasformer has no {kind!r} tokenizer yet")
-    pre_tokenize = resolve_pre_tokenize(recipe)
-    function = None
-    if pre_tokenize == "jieba":
+    segment = None
+    if resolve_pre_tokenize(recipe) == "jieba":
         try:
             import jieba
         except ImportError:
@@ -38,12 +37,15 @@ def make_tokenizer(recipe):
                 "this checkpoint's tokenizer pre-segments words with jieba: pip install jieba"
             ) from None
         jieba.setLogLevel(60)  # silence its start-up messages
-
-        def function(text):
-            return jieba.cut(text, HMM=False)
-
+        segment = _jieba_words
     return Tokenizer(recipe["vocab"], do_lower_case=recipe.get("do_lower_case", True),
-                     pre_tokenize=function)
+                     pre_tokenize=segment)
+
+
+def _jieba_words(text):
+    import jieba  # imported (and checked) by make_tokenizer
+
+    return jieba.cut(text, HMM=False)
 
 
 def resolve_pre_tokenize(recipe):
