@@ -22,6 +22,10 @@ class Adam(DecoupledOptimizer):
     in `variable.path`, e.g. `['Norm', 'bias']`. bert4keras' LAMB recipe:
     `Adam(1.76e-3, weight_decay=0.01, exclude_from_weight_decay=['Norm', 'bias'],
     layer_adaptation=True, exclude_from_layer_adaptation=['Norm', 'bias'])`.
+
+    The generic options of `kerasformer.optimizers` apply as well (`lr_multipliers`,
+    `lazy_variables`, `lazy_embeddings`, `ema_momentum`, `lookahead_steps`/`_alpha`,
+    Keras' `gradient_accumulation_steps`, under which t counts real updates).
     """
 
     def __init__(
@@ -76,7 +80,7 @@ class Adam(DecoupledOptimizer):
             m_t = m_t / (1 - ops.power(beta_1, t))
             v_t = v_t / (1 - ops.power(beta_2, t))
         direction = m_t / (ops.sqrt(v_t) + ops.cast(self.epsilon, dtype))
-        self._apply_direction(variable, direction, lr)
+        self._apply_direction(variable, direction, lr, gradient)
 
     def get_config(self):
         config = super().get_config()

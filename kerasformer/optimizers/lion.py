@@ -14,6 +14,12 @@ class Lion(DecoupledOptimizer):
                                   `extend_with_weight_decay`; exclusions by path regex)
         θ ← θ + r·Δ              (r: LAMB trust ratio if `layer_adaptation`, else 1)
         m ← β2·m + (1−β2)·g
+
+    `lazy_embeddings` is on by default: rows of variables whose path contains
+    "embeddings" do not move when their gradient is zero. Without it a rarely seen
+    token's row keeps stepping by lr·sign(m) after its last gradient (m decays, its
+    sign does not) and settles at −sign(m)/λ under weight decay. The other generic
+    options of `kerasformer.optimizers` apply as well.
     """
 
     def __init__(
@@ -25,6 +31,7 @@ class Lion(DecoupledOptimizer):
         exclude_from_weight_decay=None,
         layer_adaptation=False,
         exclude_from_layer_adaptation=None,
+        lazy_embeddings=True,
         name="lion",
         **kwargs,
     ):
@@ -34,6 +41,7 @@ class Lion(DecoupledOptimizer):
             exclude_from_weight_decay=exclude_from_weight_decay,
             layer_adaptation=layer_adaptation,
             exclude_from_layer_adaptation=exclude_from_layer_adaptation,
+            lazy_embeddings=lazy_embeddings,
             name=name,
             **kwargs,
         )
@@ -54,7 +62,7 @@ class Lion(DecoupledOptimizer):
         beta_2 = ops.cast(self.beta_2, dtype)
         m = self._momentums[self._get_variable_index(variable)]
         direction = ops.sign(beta_1 * m + (1 - beta_1) * g)
-        self._apply_direction(variable, direction, lr)
+        self._apply_direction(variable, direction, lr, gradient)
         self.assign(m, beta_2 * m + (1 - beta_2) * g)
 
     def get_config(self):

@@ -1,10 +1,11 @@
 """Tiger (bojone/tiger, https://kexue.fm/archives/9512) on Keras 3."""
+import numbers
 import re
 
 import keras
 from keras import ops
 
-from kerasformer.optimizers._base import _as_learning_rate, variable_path
+from kerasformer.optimizers._base import Optimizer, _row_mask, variable_path
 from kerasformer.optimizers.schedules import _normalise, piecewise_linear
 
 
@@ -13,7 +14,7 @@ def _rms(x, axis=None):
 
 
 @keras.saving.register_keras_serializable(package="kerasformer")
-class Tiger(keras.optimizers.Optimizer):
+class Tiger(Optimizer):
     """Tiger: sign momentum with one β, parameter-wise learning rates, built-in
     gradient accumulation and a NaN-gradient guard.
 
@@ -34,6 +35,14 @@ class Tiger(keras.optimizers.Optimizer):
     `lr_schedule` (Tiger's own `{step: multiplier}` dict) multiplies it. Keras'
     `gradient_accumulation_steps` and `weight_decay` arguments are not used: pass
     `grad_accum_steps` and `weight_decay` here.
+
+    The generic options of `kerasformer.optimizers` apply to the step Δ (shrink
+    included): `lr_multipliers`, `lazy_variables`, `ema_momentum`, `lookahead_steps`;
+    EMA and Lookahead act on real updates only (every k-th micro-step).
+    `lazy_embeddings` is on by default: embedding rows whose gradient is zero do not
+    move, which stops the drift of rare tokens' rows to ±1/λ (a zero gradient decays m
+    but keeps sign(m)). With k > 1 a row counts as touched when it had a non-zero
+    gradient in any micro-step of the window (a small per-row flag slot is kept).
     """
 
     def __init__(
@@ -44,30 +53,44 @@ class Tiger(keras.optimizers.Optimizer):
         grad_accum_steps=1,
         lr_schedule=None,
         shrink_ratio=0.99,
+        lazy_embeddings=True,
         name="tiger",
         **kwargs,
     ):
         if kwargs.get("gradient_accumulation_steps"):
             raise ValueError("Tiger accumulates in its momentum: use `grad_accum_steps`, "
                              "not `gradient_accumulation_steps`")
-        if int(grad_accum_steps) < 1:
-            raise ValueError(f"grad_accum_steps must be >= 1, got {grad_accum_steps}")
-        super().__init__(learning_rate=_as_learning_rate(learning_rate), weight_decay=None,
-                         name=name, **kwargs)
+        if not (isinstance(grad_accum_steps, numbers.Integral)
+                and not isinstance(grad_accum_steps, bool) and grad_accum_steps >= 1):
+            raise ValueError(f"`grad_accum_steps` must be an integer >= 1, got {grad_accum_steps!r}")
+        super().__init__(learning_rate=learning_rate, weight_decay=weight_decay,
+                         lazy_embeddings=lazy_embeddings, name=name, **kwargs)
         self.beta = beta
-        self.weight_decay = weight_decay
         self.grad_accum_steps = int(grad_accum_steps)
         self.lr_schedule = None if lr_schedule is None else dict(_normalise(lr_schedule))
         self.shrink_ratio = shrink_ratio
-
-    def _apply_weight_decay(self, variables):
-        """Tiger's decay lives in `update_step`."""
 
     def build(self, variables):
         if self.built:
             return
         super().build(variables)
         self._momentums = self.add_optimizer_variables(variables, "m")
+        self._touched = [None] * len(variables)
+        if self.grad_accum_steps > 1:
+            for i, variable in enumerate(variables):
+                if self._lazy_of[i] and self._momentums[i] is not None:
+                    shape = tuple(variable.shape[:-1]) + (1,) if len(variable.shape) else ()
+                    prefix = variable.path.replace("/", "_")
+                    self._touched[i] = self.add_variable(
+                        shape, dtype=variable.dtype, name=f"{prefix}_touched")
+
+    def _update_period(self):
+        return self.grad_accum_steps
+
+    def _update_gate(self):
+        if self.grad_accum_steps == 1:
+            return None
+        return ops.equal((self._iterations + 1) % self.grad_accum_steps, 0)
 
     def update_step(self, gradient, variable, learning_rate):
         dtype = variable.dtype
@@ -83,6 +106,16 @@ class Tiger(keras.optimizers.Optimizer):
         else:
             b1 = beta
         b2 = (1 - beta) / k
+
+        index = self._get_variable_index(variable)
+        row_mask = None
+        if self._lazy_of[index]:
+            row_mask = _row_mask(gradient)
+            touched = self._touched[index]
+            if touched is not None:  # rows hit in any micro-step of the window
+                row_mask = ops.where(ops.equal(t % k, 0), row_mask,
+                                     ops.logical_or(row_mask, touched > 0))
+                self.assign(touched, ops.cast(row_mask, touched.dtype))
 
         g = ops.cast(gradient, dtype)
         is_nan = ops.any(ops.isnan(g))
@@ -101,19 +134,18 @@ class Tiger(keras.optimizers.Optimizer):
         else:
             lr = lr * _rms(variable)
 
-        m = self._momentums[self._get_variable_index(variable)]
+        m = self._momentums[index]
         m_t = b1 * m + b2 * g
         self.assign(m, m_t)
-        stepped = variable - lr * (ops.sign(m_t) + decay * variable)
-        shrunk = (variable - centre) * ops.cast(self.shrink_ratio, dtype) + centre
-        self.assign(variable, ops.where(is_nan, shrunk, stepped))
+        step = -lr * (ops.sign(m_t) + decay * variable)
+        shrink = (variable - centre) * ops.cast(self.shrink_ratio - 1.0, dtype)
+        self._apply_delta(variable, ops.where(is_nan, shrink, step), row_mask=row_mask)
 
     def get_config(self):
         config = super().get_config()
         config.update(
             {
                 "beta": self.beta,
-                "weight_decay": self.weight_decay,
                 "grad_accum_steps": self.grad_accum_steps,
                 "lr_schedule": None if self.lr_schedule is None
                 else [[s, v] for s, v in sorted(self.lr_schedule.items())],
