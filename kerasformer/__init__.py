@@ -14,7 +14,7 @@ _backend.choose()
 
 _SUBMODULES = (
     "architectures", "convert", "families", "generation", "hub", "layers", "loading", "models",
-    "optimizers", "presets", "tokenizers", "training",
+    "distribution", "optimizers", "presets", "tokenizers", "training",
 )
 
 

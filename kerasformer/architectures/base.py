@@ -16,6 +16,9 @@ import math
 
 import keras
 import numpy as np
+from keras.src.backend.common import global_state
+from keras.src.backend.common.masking import get_keras_mask, set_keras_mask
+from keras.src.layers.layer import CallContext
 
 from kerasformer.convert.checkpoints import canonical_hf_names, checkpoint_layout, open_checkpoint
 from kerasformer.convert.weights import Source, Transform, load_weights
@@ -24,6 +27,13 @@ from kerasformer.layers.masks import APPLICATIONS, AttentionMask
 # Constructor arguments that say how weights are loaded, not what the model is: a
 # model's config (presets, `.keras` files) leaves them out.
 LOADING_ARGUMENTS = ("keep_tokens", "compound_tokens", "ignore_invalid_weights")
+
+# Axis roles of `Transformer.layout_rules`: sharded over the model-parallel mesh axis,
+# or over the data-parallel one.
+MODEL = "model"
+DATA = "data"
+# Layout-map keys match a variable path with any prefix before the layer name.
+LAYOUT_PREFIX = ".*"
 
 # While set, a dict (shape, dtype) -> zeros that kerasformer's initializers return.
 _WEIGHTS_FOLLOW = contextvars.ContextVar("weights_follow", default=None)
@@ -39,6 +49,26 @@ def _weights_follow():
         yield
     finally:
         _WEIGHTS_FOLLOW.reset(token)
+
+
+@contextlib.contextmanager
+def _training_call_context(training):
+    """Layers called within this context (without an explicit `training`) get
+    `training`, as if called inside a Keras model's call with it.
+
+    A rematerialised block is re-run by TensorFlow's and PyTorch's backward pass,
+    outside the model's call: without this, its dropout would be off in the
+    recomputed pass. (Keras keeps the inherited `training` in a private call
+    context; there is no public way to set it.)
+    """
+    previous = global_state.get_global_attribute("current_call_ctx")
+    context = CallContext(entry_layer=None)
+    context.set_value("training", training)
+    global_state.set_global_attribute("current_call_ctx", context)
+    try:
+        yield
+    finally:
+        global_state.set_global_attribute("current_call_ctx", previous)
 
 
 def _placeholder_zeros(shape, dtype):
@@ -124,6 +154,21 @@ class TransformerModel(keras.Model):
         super().__init__(inputs=inputs, outputs=outputs, name=transformer.name, **kwargs)
         self.transformer = transformer
 
+    def call(self, inputs, training=None, mask=None, **kwargs):
+        transformer = self.transformer
+        if not (training and transformer.remat) or kwargs:
+            return super().call(inputs, training=training, mask=mask, **kwargs)
+        # Training with remat: the same layers run block by block, each block
+        # rematerialised (`Transformer.call_rematerialised`), instead of the graph.
+        inputs = self._standardize_inputs(inputs)
+        for x, x_mask in zip(inputs, keras.tree.flatten(mask) if mask is not None else ()):
+            if x_mask is not None:
+                set_keras_mask(x, x_mask)
+        outputs = transformer.call_rematerialised(
+            dict(zip(transformer.input_names, inputs)), training=training
+        )
+        return outputs[0] if isinstance(outputs, list) and len(outputs) == 1 else outputs
+
     def get_config(self):
         return self.transformer.get_config()
 
@@ -170,6 +215,18 @@ class Transformer:
         name: str. Name of the Keras model.
         dtype: Keras dtype policy for every layer (e.g. "mixed_bfloat16"); softmax,
             norms and output probabilities are computed in float32 regardless.
+        remat: bool. Gradient checkpointing: in training, each block is
+            rematerialised as one unit — only its input is kept for the backward
+            pass, which recomputes the block — with dropout replayed exactly (the
+            recomputed pass draws the masks of the first). Same numbers, one more
+            forward pass of the blocks, activation memory of one block instead of
+            all. The graph, layer names and weights are those of `remat=False`;
+            only how training runs differs (see `call_rematerialised`).
+            (`keras.RematScope` is no substitute in Keras 3.15: around a model
+            with dropout it fails on JAX — the `training` flag becomes a tracer —
+            and on TensorFlow — keyword arguments in graph mode — and
+            `keras.remat` around dropout leaks a tracer on JAX and recomputes other
+            masks on TensorFlow.)
     """
 
     architecture = None  # the `model=` name in build_transformer_model
@@ -202,6 +259,7 @@ class Transformer:
         prefix=None,
         name=None,
         dtype=None,
+        remat=False,
     ):
         for arg, value in [
             ("vocab_size", vocab_size),
@@ -249,7 +307,10 @@ class Transformer:
         self.prefix = prefix or ""
         self.name = name
         self.dtype = dtype
+        self.remat = bool(remat)
         self.layers = {}  # prefixed name -> layer, in creation order
+        self.block_layers = {}  # block index -> names of the layers its first call created
+        self.input_names = None  # keys of `get_inputs()`, in the model's input order
         self._layer_arguments = {}  # prefixed name -> (cls, kwargs) it was created with
         self.attention_layers = {}  # block index -> its (cache-holding) attention layer
         self._compiled_functions = {}
@@ -341,8 +402,81 @@ class Transformer:
         context = self.compute_context(inputs)
         x = self.apply_embeddings(inputs, context)
         for index in range(self.num_hidden_layers):
+            created = len(self.layers)
             x = self.apply_main_layers(x, index, context)
+            self.block_layers.setdefault(index, list(self.layers)[created:])
         return self.apply_final_layers(x, context)
+
+    def call_rematerialised(self, inputs, training=None):
+        """`call` with each block rematerialised as one unit (`remat=True` training).
+
+        The functional model runs this instead of its graph when it trains with
+        `remat`: the same layers on the same tensors, but each block is a
+        rematerialised function (`keras.remat`; on JAX a custom VJP, see
+        `kerasformer.training.replay.rematerialise`) of its input and of the context tensors, so the backward
+        pass keeps the block's input only and recomputes the rest.
+        Dropout inside a block is replayed: the block's seed generators advance once,
+        here, and the block reads their states as explicit inputs
+        (`kerasformer.training.replay`), so the recomputed pass draws the masks of
+        the first — and the masks the plain model would have drawn. `training`
+        reaches the block's layers explicitly, as TensorFlow and PyTorch re-run the
+        block outside the model's call.
+        """
+        with _training_call_context(training):
+            context = self.compute_context(inputs)
+            x = self.apply_embeddings(inputs, context)
+            for index in range(self.num_hidden_layers):
+                x = self._rematerialised_block(x, index, context, training)
+            return self.apply_final_layers(x, context)
+
+    def _rematerialised_block(self, x, index, context, training):
+        from kerasformer.training.replay import rematerialise, replayable, seed_generators
+
+        if index not in self.block_layers:
+            raise RuntimeError(
+                f"remat: no layers are recorded for block {index}; a Transformer "
+                "subclass that overrides `call` must record `block_layers` as "
+                "`Transformer.call` does"
+            )
+        generators = []
+        for name in self.block_layers[index]:
+            for generator in seed_generators(self.layers[name]):
+                if all(generator is not g for g in generators):
+                    generators.append(generator)
+        states = [generator.next() for generator in generators]
+        # The context's tensors are explicit inputs of the block, never closures.
+        names = [
+            field.name for field in dataclasses.fields(context)
+            if getattr(context, field.name) is not None
+        ]
+        values = [getattr(context, name) for name in names]
+        # TensorFlow's recomputation cannot take boolean inputs (the mask): they
+        # travel as uint8.
+        booleans = [keras.backend.standardize_dtype(v.dtype) == "bool" for v in values]
+        values = [
+            keras.ops.cast(v, "uint8") if boolean else v for v, boolean in zip(values, booleans)
+        ]
+
+        def block(x, *values):
+            values = [
+                keras.ops.cast(v, "bool") if boolean else v
+                for v, boolean in zip(values, booleans)
+            ]
+            with _training_call_context(training):
+                block_context = dataclasses.replace(context, **dict(zip(names, values)))
+                return self.apply_main_layers(x, index, block_context)
+
+        weights = []
+        for name in self.block_layers[index]:
+            for weight in self.layers[name].weights:
+                if all(weight is not w for w in weights):
+                    weights.append(weight)
+        mask = get_keras_mask(x)
+        run = replayable(block, generators, remat=False)  # run(*states, x, *values)
+        x = rematerialise(run, weights)(*states, x, *values)
+        if mask is not None:  # a block keeps the padding mask of its input
+            set_keras_mask(x, mask)
+        return x
 
     def call_with_cache(self, inputs, attention_mask, caches, cache_update_index):
         """Runs the embeddings and blocks on new tokens, reading and filling KV caches.
@@ -416,10 +550,61 @@ class Transformer:
             with context:
                 inputs = self.get_inputs()
                 outputs = self.call(inputs)
+            self.input_names = list(inputs)
             self.inputs = list(inputs.values())
             self.outputs = outputs if isinstance(outputs, list) else [outputs]
             self.model = TransformerModel(self, self.inputs, outputs)
         return self.model
+
+    # ------------------------------------------------------------ distribution
+
+    @classmethod
+    def layout_rules(cls):
+        """How each weight of this architecture is sharded: `{path regex: axes}`.
+
+        Keys are regular expressions that fully match a variable path without the
+        `prefix` (e.g. `r"Transformer-\\d+-FeedForward/o_dense/kernel"`); values give,
+        per axis of the variable, `MODEL` (sharded over the model-parallel mesh
+        axis), `DATA` (sharded over the data-parallel axis, ZeRO-3 / FSDP style: each
+        replica stores a slice and XLA gathers it where it is used) or None
+        (not sharded). A rule whose axes are all None replicates its variables
+        deliberately: every weight of the architecture matches exactly one rule.
+        The base class has none (everything replicated).
+        """
+        return {}
+
+    @classmethod
+    def get_layout_map(
+        cls, device_mesh, model_parallel_dim_name="model", data_parallel_dim_name="batch"
+    ):
+        """A `keras.distribution.LayoutMap` of this architecture's weights.
+
+        For `keras.distribution.ModelParallel` (JAX): Megatron-style tensor
+        parallelism over `model_parallel_dim_name` — attention query/key/value and
+        feed-forward input kernels split by output column (heads, hidden units),
+        attention and feed-forward output kernels split by input row, so each
+        block needs one reduction per sub-layer — with the token, segment and
+        position tables split along their hidden axis (vocabularies need not be
+        divisible by the mesh; hidden sizes are). The other axis of each projection
+        kernel is split over `data_parallel_dim_name` (ZeRO-3 / FSDP; pass None to
+        keep weights whole on every data-parallel replica). Norms, output biases and
+        small heads are replicated. See `layout_rules` for the table and
+        `kerasformer.distribution` for ready-made distributions.
+
+        Keys match variable paths with any layer-name prefix, so models built with
+        `prefix=` are covered too.
+
+        Args:
+            device_mesh: `keras.distribution.DeviceMesh` with both axes.
+            model_parallel_dim_name: str. Mesh axis that splits the weights.
+            data_parallel_dim_name: str or None. Mesh axis of the batch, which also
+                splits the other axis of the large weights; None: not at all.
+        """
+        names = {MODEL: model_parallel_dim_name, DATA: data_parallel_dim_name}
+        layout_map = keras.distribution.LayoutMap(device_mesh)
+        for pattern, axes in cls.layout_rules().items():
+            layout_map[LAYOUT_PREFIX + pattern] = tuple(names.get(axis) for axis in axes)
+        return layout_map
 
     # ----------------------------------------------------------------- weights
 

@@ -21,7 +21,7 @@ import re
 import keras
 
 from kerasformer.architectures import register
-from kerasformer.architectures.base import Transformer
+from kerasformer.architectures.base import DATA, MODEL, Transformer
 from kerasformer.convert.weights import TRANSPOSE, Source, WeightMap
 from kerasformer.layers.attention import MultiHeadAttention
 from kerasformer.layers.embeddings import PositionEmbedding, TokenEmbedding
@@ -433,6 +433,53 @@ class BERT(Transformer):
         if reason is None and not self.with_mlm:
             return "decoding needs the MLM head (with_mlm)"
         return reason
+
+    # --------------------------------------------------------- distribution
+
+    @classmethod
+    def layout_rules(cls):
+        """Megatron-style: the embedding tables and each block's first projections
+        (query/key/value, feed-forward input) split on their output axis — hidden
+        units, heads — and the blocks' output projections on their input axis; the
+        MLM transform (`MLM-Dense`) splits its output like the tied token table it
+        is multiplied with. Norms, biases added after a split reduction, the pooler,
+        NSP and the MLM output bias (the logits are whole on every device) are
+        replicated."""
+        block = r"Transformer-\d+-"
+        rules = {
+            "Embedding-Token/embeddings": (None, MODEL),
+            "Embedding-Segment/embeddings": (None, MODEL),
+            "Embedding-Mapping/kernel": (DATA, MODEL),
+            block + "MultiHeadSelfAttention/[qkv]_dense/kernel": (DATA, MODEL),
+            block + "MultiHeadSelfAttention/o_dense/kernel": (MODEL, DATA),
+            block + r"FeedForward/i\d+_dense/kernel": (DATA, MODEL),
+            block + "FeedForward/o_dense/kernel": (MODEL, DATA),
+            "Pooler-Dense/kernel": (None, None),
+            "NSP-Proba/kernel": (None, None),
+            "MLM-Dense/kernel": (DATA, MODEL),
+        }
+        if cls.has_position_table:
+            rules["Embedding-Position/embeddings"] = (None, MODEL)
+        rules.update({
+            "Embedding-Norm/(gamma|beta)": (None,),
+            block + "(MultiHeadSelfAttention|FeedForward)-Norm/(gamma|beta)": (None,),
+        })
+        if cls.use_bias:
+            rules.update({
+                "Embedding-Mapping/bias": (MODEL,),
+                block + "MultiHeadSelfAttention/[qkv]_dense/bias": (MODEL,),
+                block + "MultiHeadSelfAttention/o_dense/bias": (None,),
+                block + r"FeedForward/i\d+_dense/bias": (MODEL,),
+                block + "FeedForward/o_dense/bias": (None,),
+            })
+        rules.update({
+            "Pooler-Dense/bias": (None,),
+            "NSP-Proba/bias": (None,),
+            "MLM-Dense/bias": (MODEL,),
+            "MLM-Norm/(gamma|beta)": (None,),
+            "MLM-Bias/beta": (None,),
+        })
+        return rules
 
     # -------------------------------------------------------------- weights
 

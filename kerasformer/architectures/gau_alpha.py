@@ -13,6 +13,7 @@ bert4keras versions, the names did not). The Hugging Face layout is JunnYu's
 import re
 
 from kerasformer.architectures import register
+from kerasformer.architectures.base import DATA, MODEL
 from kerasformer.architectures.bert import expand
 from kerasformer.architectures.roformer_v2 import (
     OUTPUT_MAPPING_NOT_SAVED, RoFormerV2, bias_free_sources,
@@ -88,6 +89,24 @@ class GAUAlpha(RoFormerV2):
             kernel_initializer=self.initializer,
         )
         return self.residual(x, self.call_attention(unit, x, index, context), name)
+
+    @classmethod
+    def layout_rules(cls):
+        """RoFormerV2's embedding and output rules; each GAU's input projection
+        (u, v and the shared query/key base, fused) is split on its output axis and
+        its output projection on its input axis, Megatron-style; the per-dimension
+        query/key scales are replicated. (The fused projection's split does not
+        follow the u / v / base boundaries: XLA moves the slices it needs.)"""
+        block = r"Transformer-\d+-GatedAttentionUnit/"
+        return {
+            "Embedding-Token/embeddings": (None, MODEL),
+            "Embedding-Segment/embeddings": (None, MODEL),
+            "Embedding-Mapping/kernel": (DATA, MODEL),
+            block + "i_dense/kernel": (DATA, MODEL),
+            block + "[qk]_scaleoffset/gamma": (None,),
+            block + "o_dense/kernel": (MODEL, DATA),
+            "Output-Mapping/kernel": (DATA, MODEL),
+        }
 
     def weight_map(self, layout="tf"):
         names = expand(TF_NAMES if layout == "tf" else HF_NAMES, self.num_hidden_layers)

@@ -18,7 +18,7 @@ import re
 import keras
 
 from kerasformer.architectures import bert, register
-from kerasformer.architectures.base import TruncatedNormal
+from kerasformer.architectures.base import DATA, MODEL, TruncatedNormal
 from kerasformer.architectures.roformer import RoFormer, is_roformer_v2_config
 from kerasformer.convert.weights import TRANSPOSE, NotSaved, Source, WeightMap
 from kerasformer.layers.normalization import LayerNormalization
@@ -104,6 +104,22 @@ class RoFormerV2(RoFormer):
             "Output-MLM-Activation", keras.layers.Activation, activation=activation,
             dtype="float32",
         )(self.mlm_logits(x))
+
+    @classmethod
+    def layout_rules(cls):
+        """BERT's Megatron-style rules on the bias- and norm-free weights; the
+        `Output-Mapping` splits its output like the tied token table."""
+        block = r"Transformer-\d+-"
+        return {
+            "Embedding-Token/embeddings": (None, MODEL),
+            "Embedding-Segment/embeddings": (None, MODEL),
+            "Embedding-Mapping/kernel": (DATA, MODEL),
+            block + "MultiHeadSelfAttention/[qkv]_dense/kernel": (DATA, MODEL),
+            block + "MultiHeadSelfAttention/o_dense/kernel": (MODEL, DATA),
+            block + r"FeedForward/i\d+_dense/kernel": (DATA, MODEL),
+            block + "FeedForward/o_dense/kernel": (MODEL, DATA),
+            "Output-Mapping/kernel": (DATA, MODEL),
+        }
 
     def weight_map(self, layout="tf"):
         names = tf_names(self.num_hidden_layers) if layout == "tf" else hf_names(self.num_hidden_layers)
