@@ -11,6 +11,9 @@ import pathlib
 import tempfile
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
+# The suite's models are tiny: XLA's compile time dominates and its backend optimisation
+# buys nothing (it is read by jax and TensorFlow's XLA, and inherited by subprocesses).
+os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0")
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
 os.environ.setdefault("HF_ENDPOINT", "http://127.0.0.1:9")  # closed port: never the real Hub
