@@ -10,7 +10,6 @@ has 1-D weights, (a, b) kernels and one 3-D kernel whose two largest dimensions 
 the last two, so the factoring axes are exercised as bert4keras chooses them.
 """
 import json
-import re
 
 import keras
 import numpy as np
@@ -18,6 +17,7 @@ import pytest
 from keras import ops
 
 from kerasformer.optimizers import AdaFactor, PiecewiseLinear
+from tests.optimizers.test_optimizers import LinearQuadratic, excluded, finish
 
 A = 0.5
 STEPS = 6
@@ -50,10 +50,6 @@ def np_lr(o, schedule, t):
     if points[0][0] != 0:
         points = [(0, 0.0)] + points
     return lr * np.interp(t, [p[0] for p in points], [p[1] for p in points])
-
-
-def excluded(name, patterns):
-    return any(re.search(p, name) for p in patterns or [])
 
 
 def rms(x):
@@ -108,29 +104,11 @@ def reference(o, schedule=None, steps=STEPS):
             if o.get("multiply_by_parameter_scale", True) and not excluded(
                     name, o.get("exclude_from_parameter_scale")):
                 u = u * max(eps2, rms(theta))
-            delta = -lr * u
-            if o.get("weight_decay") and not excluded(name, o.get("exclude_from_weight_decay")):
-                delta = delta - lr * o["weight_decay"] * theta
-            if o.get("layer_adaptation") and not excluded(
-                    name, o.get("exclude_from_layer_adaptation")):
-                x_norm, d_norm = np.linalg.norm(theta), np.linalg.norm(delta / max(lr, 1e-7))
-                if x_norm > 0 and d_norm > 0:
-                    delta = delta * x_norm / d_norm
-            params[name] = theta + delta
+            params[name] = finish(name, theta, u, lr, o)
     return params
 
 
 # ----------------------------------------------------------------------------- keras side
-
-
-class LinearQuadratic(keras.regularizers.Regularizer):
-    """∑(C·θ + A/2·θ²): gradient C + A·θ."""
-
-    def __init__(self, c):
-        self.c = np.asarray(c, "float32")
-
-    def __call__(self, x):
-        return ops.sum(ops.convert_to_tensor(self.c) * x) + 0.5 * A * ops.sum(x * x)
 
 
 def tiny_model(regularised=False):
