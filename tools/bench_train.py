@@ -102,7 +102,7 @@ def bert_config(shape):
         "num_attention_heads": shape["num_attention_heads"],
         "num_hidden_layers": shape["num_hidden_layers"], "type_vocab_size": 2,
         "vocab_size": shape["vocab_size"],
-    }
+    } | {"attention_probs_dropout_prob": shape.get("attention_dropout", 0.1)}
 
 
 def model_flops(shape):
@@ -122,6 +122,13 @@ def make_batch(batch, length, vocab, seed=SEED):
     tokens = rng.integers(1, vocab, (batch, length)).astype("int32")
     segments = (np.arange(length)[None, :] >= length // 2).repeat(batch, 0).astype("int32")
     return tokens, segments
+
+
+def cpu_seconds():
+    """User + system CPU time of this process, all threads (a step that waits shows
+    less CPU than 2 × wall time on 2 cores; spinning thread pools show more)."""
+    times = os.times()
+    return times.user + times.system
 
 
 def peak_rss_mb():
@@ -201,7 +208,7 @@ def worker_keras(args, shape, options):
     start = time.perf_counter()
     transformer = build_transformer_model(
         args.config, model="roformer", application="unilm", with_pool="linear",
-        with_mlm="linear", dropout_rate=0.2, return_keras_model=False,
+        with_mlm="linear", dropout_rate=shape.get("dropout", 0.2), return_keras_model=False,
     )
     inner = transformer.model
     micro_batches = options.get("micro_batches")
@@ -236,15 +243,19 @@ def worker_keras(args, shape, options):
 
     steps = min(args.steps, options.get("max_steps", args.steps))
     warmup = options.get("warmup", 1)
-    losses, times, warmup_times = [], [], []
+    losses, times, warmup_times, cpu_times = [], [], [], []
     for index in range(warmup + steps):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), cpu_seconds()
         losses.extend(update())
-        elapsed = time.perf_counter() - start
+        elapsed, cpu = time.perf_counter() - start, cpu_seconds() - start_cpu
         (warmup_times if index < warmup else times).append(elapsed)
-        print(f"{args.worker} update {index}: {elapsed:.2f} s, loss {losses[-1]:.4f}",
+        if index >= warmup:
+            cpu_times.append(cpu)
+        print(f"{args.worker} update {index}: {elapsed:.2f} s (CPU {cpu:.1f} s), "
+              f"loss {losses[-1]:.4f}",
               file=sys.stderr, flush=True)
     result.update({"losses": losses, "step_times": times, "warmup_times": warmup_times,
+                   "cpu_times": cpu_times,
                    "first_call_s": warmup_times[0], "peak_rss_mb": peak_rss_mb()})
 
     if backend == "jax" and options.get("jit_compile") and not options.get("run_eagerly"):
@@ -305,7 +316,8 @@ def run_config(name, args, shape, config_path):
         command = [BERT4KERAS_PYTHON, str(REPO / "tools/bench_train_bert4keras.py"),
                    "--config", config_path, "--mode", options["mode"],
                    "--batch", str(shape["batch"]), "--length", str(shape["length"]),
-                   "--steps", str(args.steps), "--seed", str(SEED)]
+                   "--steps", str(args.steps), "--seed", str(SEED),
+                   "--dropout", str(shape["dropout"])]
     else:
         env["KERAS_BACKEND"] = backend
         command = [sys.executable, str(pathlib.Path(__file__).resolve()), "--worker", name,
@@ -361,7 +373,7 @@ def merge(previous, new):
     for key in ("peak_rss_mb", "temp_bytes", "gflops_best", "gflops_median"):
         if key in new:
             merged[key] = max(previous.get(key, 0), new[key])
-    for key in ("step_times", "times"):
+    for key in ("step_times", "times", "cpu_times"):
         if key in new:
             merged[key] = previous.get(key, []) + new[key]
     merged["warmup_rounds"] = previous["warmup_rounds"] + new["warmup_rounds"]
@@ -387,7 +399,7 @@ def summarise(results, shape, args, command):
         f"Shape: roformer unilm, linear pooler + linear MLM, vocab {shape['vocab_size']}, "
         f"hidden {shape['hidden_size']}, {shape['num_hidden_layers']} layers, "
         f"{shape['num_attention_heads']} heads, intermediate {shape['intermediate_size']}, "
-        f"dropout 0.2 (attention 0.1); batch {shape['batch']} sequences × {shape['length']} "
+        f"dropout {shape['dropout']} (attention {shape['attention_dropout']}); batch {shape['batch']} sequences × {shape['length']} "
         f"tokens; float32. Model FLOPs per update: {flops / 1e9:.1f} GFLOP.")
     if peaks:
         cells = ", ".join(f"{name[7:]} {value:.1f}" for name, value in peaks.items())
@@ -400,15 +412,15 @@ def summarise(results, shape, args, command):
                "The machine is shared "
                "(other jobs run), so the 1-minute load average before→after is shown.")
     out.append("")
-    out.append("| configuration | steps/s | s/step (median [min–max]) | compile s | MFU % | "
-               "peak RSS MB | XLA temp MB | vs bert4keras graph | initial loss | load |")
-    out.append("|---|---|---|---|---|---|---|---|---|---|")
+    out.append("| configuration | steps/s | s/step (median [min–max]) | CPU s/step | compile s "
+               "| MFU % | peak RSS MB | XLA temp MB | vs bert4keras graph | initial loss | load |")
+    out.append("|---|---|---|---|---|---|---|---|---|---|---|")
     for name, result in results.items():
         label = CONFIGS[name][0]
         if name.startswith("matmul-"):
             continue
         if "error" in result and not result.get("step_times"):
-            out.append(f"| {label} | failed: {result['error']} | | | | | | | | |")
+            out.append(f"| {label} | failed: {result['error']} | | | | | | | | | |")
             continue
         times = result["step_times"]
         median = statistics.median(times)
@@ -421,6 +433,7 @@ def summarise(results, shape, args, command):
         losses = result.get("losses") or [float("nan")]
         out.append(
             f"| {label} | {1 / median:.3f} | {median:.2f} [{min(times):.2f}–{max(times):.2f}] "
+            f"| {fmt(statistics.median(result['cpu_times']) if result.get('cpu_times') else None, '.1f')} "
             f"| {compile_s:.1f} | {fmt(mfu, '.1f')} | {result.get('peak_rss_mb', 0):.0f} "
             f"| {temp_cell} | {fmt(ratio, '.2f')}× | {losses[0]:.3f} "
             f"| {result.get('load_start', 0):.1f}→{result.get('load_end', 0):.1f} |")
@@ -447,6 +460,10 @@ def main():
                         + ",".join(CONFIGS))
     parser.add_argument("--skip", help="comma-separated configuration names to leave out")
     parser.add_argument("--repeats", type=int, default=5, help="matmul repeats")
+    parser.add_argument("--dropout", type=float, default=0.2,
+                        help="hidden dropout (RoFormer-Sim stage 1: 0.2); a diagnostic knob")
+    parser.add_argument("--attention-dropout", type=float, default=0.1,
+                        help="attention dropout, written to the config (0.1)")
     parser.add_argument("--rounds", type=int, default=1,
                         help="run the configurations this many times in turn and pool "
                         "the step times (less sensitive to other jobs on the machine)")
@@ -461,7 +478,8 @@ def main():
         return worker(args)
 
     command = "python tools/bench_train.py " + " ".join(sys.argv[1:])
-    shape = dict(QUICK if args.quick else FULL)
+    shape = dict(QUICK if args.quick else FULL, dropout=args.dropout,
+                 attention_dropout=args.attention_dropout)
     if args.steps is None:
         args.steps = 1 if args.quick else 3
     # torch.compile alone takes minutes even on the tiny shapes: --only includes it.
