@@ -203,7 +203,8 @@ def _truncate_sequences(maxlen, index, *sequences):
 
     Args:
         maxlen: Maximum total length, at least 0.
-        index: Position of every pop (negative counts from the end).
+        index: Position of every pop (negative counts from the end), or a
+            list or tuple with one position per list that is not None.
         *sequences: Lists to shorten; None entries are ignored.
 
     Raises:
@@ -213,6 +214,7 @@ def _truncate_sequences(maxlen, index, *sequences):
     if maxlen < 0:
         raise ValueError(f"maxlen must be >= 0, got {maxlen!r}")
     sequences = [sequence for sequence in sequences if sequence is not None]
+    indices = index if isinstance(index, (list, tuple)) else [index] * len(sequences)
     lengths = [len(sequence) for sequence in sequences]
     removals = [0] * len(sequences)
     for _ in range(sum(lengths) - maxlen):
@@ -220,7 +222,7 @@ def _truncate_sequences(maxlen, index, *sequences):
         lengths[longest] -= 1
         removals[longest] += 1
 
-    for sequence, count in zip(sequences, removals):
+    for sequence, count, index in zip(sequences, removals, indices):
         if not count:
             continue
         length = len(sequence)
