@@ -8,16 +8,23 @@
     kerasformer encode TEXT... --model NAME   sentence vectors and their cosines
     kerasformer fill-mask TEXT --model NAME   top tokens at each [MASK]
     kerasformer verify NAME                   compare with the authors' published outputs
+    kerasformer eval MODEL --sts FILE_OR_DIR  STS correlations, cosine thresholds, paraphrases
+    kerasformer vocab CORPUS... --out PATH    a character vocabulary from text files
 """
 import argparse
+import itertools
+import json
+import math
 import os
 import sys
+import unicodedata
 
 from kerasformer import families
 
 
 # What each command needs the model to be, and the families that are.
-TASK_OF_COMMAND = {"similar": "similarity", "encode": "similarity", "fill-mask": "masked_lm"}
+TASK_OF_COMMAND = {"similar": "similarity", "encode": "similarity", "eval": "similarity",
+                   "fill-mask": "masked_lm"}
 
 
 class UsageError(ValueError):
@@ -39,10 +46,16 @@ def _load(args):
     return task
 
 
-def _table(rows, header):
-    widths = [max(len(str(row[i])) for row in rows + [header]) for i in range(len(header))]
+def _width(text):
+    """Columns `text` takes in a terminal: wide (CJK) characters take two."""
+    return sum(2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in text)
+
+
+def _table(rows, header, file=None):
+    widths = [max(_width(str(row[i])) for row in rows + [header]) for i in range(len(header))]
     for row in [header, *rows]:
-        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
+        print("  ".join(str(cell) + " " * (width - _width(str(cell)))
+                        for cell, width in zip(row, widths)).rstrip(), file=file)
 
 
 def _size(size):
@@ -115,12 +128,17 @@ def _convert(args):
     print(f"saved {task.family} {task.task} preset to {directory}")
 
 
-def _similar(args):
-    _need_text(args.text)
-    for flag in ("n", "k", "maxlen", "topk"):
+def _positive(args, *flags):
+    for flag in flags:
         value = getattr(args, flag)
         if value is not None and value < 1:
-            raise UsageError(f"{'-' if len(flag) == 1 else '--'}{flag} must be at least 1, got {value}")
+            name = ("-" if len(flag) == 1 else "--") + flag.replace("_", "-")
+            raise UsageError(f"{name} must be at least 1, got {value}")
+
+
+def _similar(args):
+    _need_text(args.text)
+    _positive(args, "n", "k", "maxlen", "topk")
     if args.topp is not None and not 0 < args.topp <= 1:
         raise UsageError(f"--topp must be in (0, 1], got {args.topp}")
     sim = _load(args)
@@ -185,6 +203,128 @@ def _verify(args):
     print("OK")
 
 
+def _number(value):
+    return "nan" if math.isnan(value) else f"{value:.4f}"
+
+
+def _eval(args):
+    from kerasformer import evaluation
+    from kerasformer.data import read_texts
+
+    if not (args.sts or args.valid or args.test or args.paraphrase):
+        raise UsageError("nothing to evaluate: give --sts FILE_OR_DIR, --valid FILE --test FILE "
+                         "or --paraphrase FILE")
+    if bool(args.valid) != bool(args.test):
+        raise UsageError("--valid and --test go together: thresholds chosen on --valid are "
+                         "measured on --test")
+    _positive(args, "batch_size", "limit")
+    if args.n < 2:
+        raise UsageError(f"-n must be at least 2 (self-BLEU compares the samples with each "
+                         f"other), got {args.n}")
+    # every file is read before the model is loaded, so a bad one fails in seconds
+    datasets = [evaluation.read_labelled_pairs(path, args.limit)
+                for path in evaluation.pair_files(args.sts)] if args.sts else []
+    valid = test = None
+    if args.valid:
+        valid, test = (evaluation.read_labelled_pairs(path, args.limit)
+                       for path in (args.valid, args.test))
+        for data in (valid, test):
+            evaluation.label_cut(data.labels)  # labels that cannot be made 0/1 fail now
+    sentences = None
+    if args.paraphrase:
+        sentences = [text for text in read_texts(args.paraphrase) if text.strip()]
+        if not sentences:
+            raise UsageError(f"{args.paraphrase} holds no sentence to paraphrase")
+    sim = _load(args)
+    # with --json, stdout holds only the JSON document; the tables go to stderr
+    out = sys.stderr if args.json else sys.stdout
+    report = {}
+    if datasets:
+        results = evaluation.sts(sim, datasets, batch_size=args.batch_size)
+        report["sts"] = evaluation.as_json(results)
+        _table([(r.dataset, r.pairs, _number(r.model.spearman), _number(r.model.pearson),
+                 _number(r.char_jaccard.spearman), _number(r.bm25.spearman)) for r in results],
+               ("dataset", "pairs", "spearman", "pearson", "char-jaccard spearman",
+                "bm25 spearman"), file=out)
+    if valid is not None:
+        calibration = evaluation.calibrate(sim, valid, test, batch_size=args.batch_size)
+        report["calibration"] = evaluation.as_json(calibration)
+        _print_calibration(calibration, valid, test, out, blank_line=bool(datasets))
+    if sentences is not None:
+        paraphrases = evaluation.paraphrase_report(sim, sentences, n=args.n, seed=args.seed,
+                                                   batch_size=args.batch_size)
+        report["paraphrase"] = evaluation.as_json(paraphrases)
+        _print_paraphrases(paraphrases, args.n, out,
+                           blank_line=bool(datasets) or valid is not None)
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False, indent=2))
+
+
+def _print_calibration(calibration, valid, test, out, blank_line):
+    from kerasformer.evaluation import label_cut
+
+    if blank_line:
+        print(file=out)
+    rule = {0.5: "label 1", 2.5: "score above 2.5"}
+    cuts = [(data.name, label_cut(data.labels)) for data in (valid, test)]
+    rules = (rule[cuts[0][1]] if cuts[0][1] == cuts[1][1]
+             else ", ".join(f"{rule[cut]} in {name}" for name, cut in cuts))
+    print(f"cosine thresholds chosen on {calibration.valid}, measured on {calibration.test} "
+          f"(similar pairs: {rules})", file=out)
+    rows = []
+    for best, on_valid, on_test in (("accuracy", calibration.on_valid.accuracy,
+                                     calibration.test_at_accuracy),
+                                    ("F1", calibration.on_valid.f1, calibration.test_at_f1)):
+        rows.append((best, _number(on_valid.threshold), _number(on_valid.accuracy),
+                     _number(on_valid.f1), _number(on_test.accuracy), _number(on_test.precision),
+                     _number(on_test.recall), _number(on_test.f1)))
+    _table(rows, ("best", "cosine >=", "valid acc", "valid F1", "test acc", "test precision",
+                  "test recall", "test F1"), file=out)
+    print(f"similar means cosine >= {calibration.on_valid.accuracy.threshold:.4f} for the best "
+          f"accuracy (test accuracy {calibration.test_at_accuracy.accuracy:.4f}), "
+          f">= {calibration.on_valid.f1.threshold:.4f} for the best F1 "
+          f"(test F1 {calibration.test_at_f1.f1:.4f})", file=out)
+
+
+def _print_paraphrases(report, n, out, blank_line):
+    if blank_line:
+        print(file=out)
+    print(f"paraphrases: {n} samples per sentence (distinct-n higher and self-BLEU lower = more "
+          "diverse; cosine to source = faithfulness)", file=out)
+    rows = [(s.source, _number(s.distinct_1), _number(s.distinct_2), _number(s.self_bleu),
+             _number(s.faithfulness)) for s in report.sentences]
+    rows.append(("(mean)", _number(report.distinct_1), _number(report.distinct_2),
+                 _number(report.self_bleu), _number(report.faithfulness)))
+    _table(rows, ("sentence", "distinct-1", "distinct-2", "self-BLEU", "cosine to source"),
+           file=out)
+
+
+def _vocab(args):
+    from kerasformer.tokenizers.vocab import SPECIAL_TOKENS
+
+    _positive(args, "min_count")
+    if args.max_size is not None and args.max_size < len(SPECIAL_TOKENS):
+        raise UsageError(f"--max-size must be at least {len(SPECIAL_TOKENS)} (the special tokens "
+                         f"{' '.join(SPECIAL_TOKENS)}), got {args.max_size}")
+    for path in args.corpus:
+        if not os.path.isfile(path):
+            raise UsageError(f"no such corpus file: {path}")
+    if os.path.isdir(args.out):
+        raise UsageError(f"--out {args.out} is a directory: give the vocabulary file's path "
+                         f"(for example {os.path.join(args.out, 'vocab.txt')})")
+    parent = os.path.dirname(os.path.abspath(args.out))
+    if not os.path.isdir(parent):
+        raise UsageError(f"--out: the directory {parent} does not exist")
+    from kerasformer.data import read_texts
+    from kerasformer.tokenizers.vocab import build_vocab, write_vocab
+
+    # one file open at a time, read line by line: corpora need not fit in memory
+    texts = itertools.chain.from_iterable(read_texts(path, streaming=True) for path in args.corpus)
+    tokens = build_vocab(texts, max_size=args.max_size, min_count=args.min_count)
+    write_vocab(tokens, args.out)
+    print(f"wrote {len(tokens)} tokens to {args.out}")
+
+
 def build_parser():
     from kerasformer import __version__
 
@@ -247,6 +387,33 @@ def build_parser():
     verify = commands.add_parser("verify", help="compare a checkpoint with its published outputs")
     add_model(verify, positional=True)
     verify.set_defaults(run=_verify)
+
+    evaluate = commands.add_parser(
+        "eval", help="STS correlations, cosine thresholds and paraphrase diversity of a model")
+    add_model(evaluate, positional=True)
+    evaluate.add_argument("--sts", nargs="+", action="extend", metavar="FILE_OR_DIR",
+                          help="labelled pair files, or directories of them (every "
+                          "*.test.data in the senteval_cn layout)")
+    evaluate.add_argument("--valid", metavar="FILE", help="pairs to choose cosine thresholds on")
+    evaluate.add_argument("--test", metavar="FILE", help="pairs to measure the thresholds on")
+    evaluate.add_argument("--paraphrase", metavar="FILE",
+                          help="sentences (one a line) to generate paraphrases of")
+    evaluate.add_argument("-n", type=int, default=10, help="paraphrases per sentence (10)")
+    evaluate.add_argument("--seed", type=int, default=0, help="paraphrase sampling seed (0)")
+    evaluate.add_argument("--batch-size", type=int, default=64, help="encoding batch size (64)")
+    evaluate.add_argument("--limit", type=int, help="use the first N pairs of each file")
+    evaluate.add_argument("--json", action="store_true",
+                          help="print the results as JSON on stdout (the tables go to stderr)")
+    evaluate.set_defaults(run=_eval)
+
+    vocab = commands.add_parser("vocab", help="a character vocabulary from text files")
+    vocab.add_argument("corpus", nargs="+", help="text files, one sentence a line")
+    vocab.add_argument("--out", required=True, help="the vocabulary file to write (vocab.txt)")
+    vocab.add_argument("--max-size", type=int,
+                       help="keep at most N tokens, the 5 special ones included")
+    vocab.add_argument("--min-count", type=int, default=1,
+                       help="keep characters seen at least K times (1)")
+    vocab.set_defaults(run=_vocab)
     return parser
 
 
