@@ -303,7 +303,7 @@ class Optimizer(keras.optimizers.Optimizer):
 
     def _update(self, grads, trainable_variables, gate):
         """Clip, run every `update_step`, then Lookahead and EMA (gated by `gate`)."""
-        grads = self._clip_gradients(grads)
+        grads = self._clip_gradients([_dense(g) for g in grads])
         self._apply_weight_decay(trainable_variables)
         if self.lookahead_steps is not None:
             self._start_slow_weights()
@@ -514,3 +514,15 @@ class DecoupledOptimizer(Optimizer):
             }
         )
         return config
+
+
+def _dense(gradient):
+    """The gradient as a dense tensor. TensorFlow gives an embedding's gradient as
+    IndexedSlices with one row per looked-up id, repeats included; elementwise ops
+    (Adam's square, Lion's sign) act on those rows before the repeats are summed,
+    which is not the update of the summed gradient. Densifying sums them first."""
+    if hasattr(gradient, "indices") and hasattr(gradient, "dense_shape"):
+        import tensorflow as tf  # only TensorFlow makes IndexedSlices
+
+        return tf.convert_to_tensor(gradient)
+    return gradient

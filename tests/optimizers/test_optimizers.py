@@ -202,6 +202,30 @@ def test_fit_matches_numpy(case):
     assert_close(weights(model), reference(kind, options, schedule))
 
 
+@pytest.mark.backends
+@pytest.mark.parametrize("kind", [Adam, Lion])
+def test_repeated_embedding_ids_update_with_the_summed_gradient(kind):
+    """An embedding looked up with repeated ids (segment ids, padding) gets, on
+    TensorFlow, IndexedSlices with one row per lookup: the update must be that of the
+    summed gradient, as on the other backends (regression: Adam squared the rows
+    before they were summed)."""
+    layer = keras.layers.Embedding(3, 2, embeddings_initializer="ones")
+    ids = np.array([[0, 0, 1, 0]], "int32")
+    model = keras.Sequential([keras.Input((4,), dtype="int32"), layer])
+    optimizer = kind(0.1)
+    model.compile(optimizer=optimizer, loss=lambda y, p: ops.sum(p * y))
+    targets = np.arange(8, dtype="float32").reshape(1, 4, 2)
+    model.train_on_batch(ids, targets)
+    gradient = np.zeros((3, 2), "float32")
+    np.add.at(gradient, ids[0], targets[0])  # the summed gradient of each row
+    if kind is Adam:  # first step: m̂ = g, v̂ = g², direction g / (|g| + ε)
+        direction = gradient / (np.abs(gradient) + 1e-6)
+    else:  # Lion's first step: sign((1 − β1) g)
+        direction = np.sign(gradient)
+    expected = 1 - 0.1 * direction
+    np.testing.assert_allclose(ops.convert_to_numpy(layer.embeddings), expected, atol=1e-5)
+
+
 def test_keras_weight_decay_is_not_applied_twice():
     optimizer = Adam(0.01, weight_decay=0.1)
     assert optimizer.get_config()["weight_decay"] == 0.1
