@@ -13,8 +13,8 @@ __version__ = "0.1.0"
 _backend.choose()
 
 _SUBMODULES = (
-    "architectures", "convert", "families", "generation", "hub", "layers", "loading", "models",
-    "distribution", "optimizers", "presets", "tokenizers", "training",
+    "architectures", "convert", "data", "families", "generation", "hub", "layers", "loading",
+    "models", "distribution", "evaluation", "optimizers", "presets", "tokenizers", "training",
 )
 
 

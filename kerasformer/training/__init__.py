@@ -1,8 +1,21 @@
-"""Training machinery that is not an optimizer: micro-batching with the big batch's
-gradient (`MicroBatched`), also for losses over the whole batch."""
-from kerasformer.training.losses import in_batch_contrastive, seq2seq_cross_entropy
+"""Training machinery that is not an optimizer: the SimBERT / RoFormer-Sim objectives
+(`SimilarityTraining`) and masked-LM pre-training with their batches, micro-batching
+with the big batch's gradient (`MicroBatched`), also for losses over the whole batch,
+and `TrainingLog` (step lines, metrics.jsonl, curves.png)."""
+from kerasformer.training.log import TrainingLog
+from kerasformer.training.losses import (
+    cosent,
+    in_batch_contrastive,
+    pair_classification,
+    seq2seq_cross_entropy,
+    similarity_distillation,
+)
 from kerasformer.training.micro_batches import MicroBatched
+from kerasformer.training.pretraining import masked_lm_cross_entropy, mlm_batches
 from kerasformer.training.replay import replayable, seed_generators
+from kerasformer.training.similarity import OBJECTIVES, SimilarityTraining, similarity_batches
 
-__all__ = ["MicroBatched", "in_batch_contrastive", "replayable", "seed_generators",
-           "seq2seq_cross_entropy"]
+__all__ = ["MicroBatched", "OBJECTIVES", "SimilarityTraining", "TrainingLog", "cosent",
+           "in_batch_contrastive", "masked_lm_cross_entropy", "mlm_batches",
+           "pair_classification", "replayable", "seed_generators", "seq2seq_cross_entropy",
+           "similarity_batches", "similarity_distillation"]

@@ -1,0 +1,323 @@
+"""Training SimBERT and RoFormer-Sim: the published objectives as one trainable model,
+and the batches each objective needs (bert4keras-spec.md §3.9–3.10).
+
+| objective | network | loss |
+|---|---|---|
+| `simbert` (SimBERT v1) | UniLM + linear pooler, MLM softmax | seq2seq CE on the target + in-batch contrastive CE, scale 30 |
+| `stage1` (RoFormer-Sim) | UniLM + linear pooler, MLM logits, dropout 0.2 | seq2seq CE + contrastive CE, scale 20; half of the sources corrupted (whole-word mask / keep / random) |
+| `stage2` (RoFormer-Sim) | as stage 1 | seq2seq CE + `100 · mean((VₛVₛᵀ − VₜVₜᵀ)²)` against a teacher's vectors |
+| `supervised` (RoFormer-Sim-FT) | encoder + linear pooler, dropout 0.2 | 5-class CE on `[a, b, |a − b|]`, binary pairs vs NLI labels masked apart |
+| `cosent` | encoder + linear pooler | CoSENT ranking loss on scored pairs, scale 20 |
+
+Batches hold adjacent rows: `a→b`, `b→a` for the generative objectives; `a`, `b`
+encoded alone for the encoder-only ones. `SimilarityTraining` wraps the network in
+`MicroBatched` for `micro_batches > 1`, so the similarity losses keep the negatives
+of the whole batch (`--grad-accum` of the training example).
+
+A `SimilarityModel` task trains through a copy of its network built for training
+(logits MLM head, the recipe's dropout): `SimilarityTraining.from_task(task, ...)`,
+then `export_to(task)` writes the trained weights back for encoding, generation
+and `save_preset`.
+"""
+import dataclasses
+
+import keras
+import numpy as np
+from keras import ops
+
+from kerasformer.training import losses
+from kerasformer.training.micro_batches import MicroBatched
+from kerasformer.training.weights import copy_weights, rebuilt
+
+# Token lengths are padded up to a multiple of this: few shapes, few compilations.
+LENGTH_BUCKET = 16
+# What RoFormer-Sim and SimBERT cut texts at before encoding (`text_segmentate`).
+SEPARATORS, STRIPS = "\n。！？!?；;，, ", "；;，, "
+
+
+@dataclasses.dataclass(frozen=True)
+class Objective:
+    """One published training objective.
+
+    Attributes:
+        name: its name on the command line.
+        generative: trains the UniLM seq2seq head on `a→b` / `b→a` samples.
+        similarity: "contrastive", "distillation", "classification" or "cosent".
+        scale: the cosine scale of the contrastive / CoSENT losses.
+        corruption: probability that a source text is corrupted (stage 1, 2).
+        dropout_rate: the recipe's hidden dropout (None: the model's own).
+        cut: texts are cut at `cut(maxlen)` characters (`text_segmentate`).
+    """
+
+    name: str
+    generative: bool
+    similarity: str
+    scale: float = 20.0
+    corruption: float = 0.0
+    dropout_rate: float = None
+    cut: object = None
+
+
+OBJECTIVES = {
+    objective.name: objective
+    for objective in (
+        Objective("simbert", True, "contrastive", scale=30.0, cut=lambda maxlen: maxlen - 2),
+        Objective("stage1", True, "contrastive", scale=20.0, corruption=0.5,
+                  dropout_rate=0.2, cut=lambda maxlen: maxlen * 1.2),
+        Objective("stage2", True, "distillation", corruption=0.5, dropout_rate=0.2,
+                  cut=lambda maxlen: maxlen * 1.2),
+        Objective("supervised", False, "classification", dropout_rate=0.2,
+                  cut=lambda maxlen: maxlen * 1.2),
+        Objective("cosent", False, "cosent", scale=20.0, cut=lambda maxlen: maxlen * 1.2),
+    )
+}
+
+
+def get_objective(objective):
+    if isinstance(objective, Objective):
+        return objective
+    if objective not in OBJECTIVES:
+        raise ValueError(f"unknown objective {objective!r}: use one of {', '.join(OBJECTIVES)}")
+    return OBJECTIVES[objective]
+
+
+class SimilarityTraining(keras.Model):
+    """The network of a similarity model with an objective's losses, for `fit`.
+
+    Inputs are dicts of `token_ids`, `segment_ids` (and `teacher_vectors` for
+    `stage2`); targets are the row labels of `supervised` / `cosent` (zeros
+    otherwise). Logged: `loss`, `similarity_loss` and, for generative objectives,
+    `seq2seq_loss`.
+
+    Args:
+        transformer: a built UniLM `Transformer` with a linear pooler (outputs
+            `[pooled, mlm]`); its MLM head gives logits (`with_mlm="linear"`) or
+            probabilities.
+        objective: a name of `OBJECTIVES` or an `Objective`.
+        scale: overrides the objective's cosine scale.
+        micro_batches: run each batch in this many micro-batches with the big
+            batch's gradient (`MicroBatched`).
+        remat: recompute micro-batches in the backward pass (the memory saving).
+    """
+
+    def __init__(self, transformer, objective="stage1", scale=None, micro_batches=1,
+                 remat=True, **kwargs):
+        super().__init__(**kwargs)
+        if transformer.application != "unilm" or not transformer.with_pool:
+            raise ValueError("similarity training needs a UniLM model with a pooler "
+                             "(application='unilm', with_pool='linear')")
+        self.transformer = transformer
+        self.objective = get_objective(objective)
+        self.scale = float(scale if scale is not None else self.objective.scale)
+        self.from_logits = transformer.with_mlm not in (True, "softmax")
+        network = transformer.build()
+        if not self.objective.generative:
+            # Only the encoder trains: the MLM head gets no gradient and no decay.
+            network = keras.Model(network.inputs, network.outputs[0])
+        self.network = MicroBatched(network, micro_batches, remat) if micro_batches > 1 else network
+        self.classifier = None
+        if self.objective.similarity == "classification":
+            self.classifier = keras.layers.Dense(5, use_bias=False, name="Pair-Classifier",
+                                                 dtype=transformer.dtype)
+        self.similarity_tracker = keras.metrics.Mean(name="similarity_loss")
+        self.seq2seq_tracker = (keras.metrics.Mean(name="seq2seq_loss")
+                                if self.objective.generative else None)
+
+    @classmethod
+    def from_task(cls, task, objective="stage1", dropout_rate=None, **kwargs):
+        """Training for a `SimilarityModel`: a copy of its network with a logits MLM
+        head and the recipe's dropout (or `dropout_rate`), holding the task's weights."""
+        objective = get_objective(objective)
+        rate = dropout_rate if dropout_rate is not None else objective.dropout_rate
+        overrides = {"with_mlm": "linear"} | ({} if rate is None else {"dropout_rate": rate})
+        transformer = rebuilt(task.transformer, **overrides)
+        copy_weights(task.model, transformer.model, strict=True)
+        return cls(transformer, objective, **kwargs)
+
+    def export_to(self, task):
+        """Writes the trained weights into `task`'s model (same architecture)."""
+        copy_weights(self.transformer.model, task.model, strict=True)
+
+    def call(self, inputs, training=None):
+        outputs = self.network([inputs["token_ids"], inputs["segment_ids"]], training=training)
+        if self.objective.generative:
+            vectors, mlm = outputs
+            return {"vectors": vectors, "mlm": mlm}
+        vectors = outputs[0] if isinstance(outputs, (list, tuple)) else outputs
+        if self.classifier is not None:
+            return {"vectors": vectors, "classes": self.classifier(losses.pair_features(vectors))}
+        return {"vectors": vectors}
+
+    def loss_terms(self, x, y, y_pred):
+        """The objective's losses of one batch, by name (scalars)."""
+        terms = {}
+        if self.objective.generative:
+            terms["seq2seq_loss"] = ops.mean(losses.seq2seq_cross_entropy(
+                x["token_ids"], x["segment_ids"], y_pred["mlm"], from_logits=self.from_logits))
+        kind, vectors = self.objective.similarity, y_pred["vectors"]
+        if kind == "contrastive":
+            similarity = ops.mean(losses.in_batch_contrastive(vectors, self.scale))
+        elif kind == "distillation":
+            similarity = ops.mean(losses.similarity_distillation(vectors, x["teacher_vectors"]))
+        elif kind == "classification":
+            similarity = ops.mean(losses.pair_classification(y, y_pred["classes"]))
+        else:
+            similarity = losses.cosent(vectors, y, self.scale)
+        terms["similarity_loss"] = similarity
+        return terms
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        terms = self.loss_terms(x, y, y_pred)
+        self.similarity_tracker.update_state(terms["similarity_loss"])
+        if self.seq2seq_tracker is not None:
+            self.seq2seq_tracker.update_state(terms["seq2seq_loss"])
+        total = sum(terms.values())
+        for extra in self.losses:
+            total = total + ops.sum(ops.cast(extra, "float32"))
+        return total
+
+
+# ---------------------------------------------------------------------- batches
+
+
+def similarity_batches(sources, tokenizer, objective, batch_size, maxlen=64, seed=0,
+                       teacher=None, threshold=None, segment=None):
+    """Endless training batches of an objective from pair and group records.
+
+    Args:
+        sources: a list of record lists (`kerasformer.data.Pair` / `Group`), e.g. one
+            per file; the lists are drawn from in turn (each equally often, as the
+            original scripts interleave their corpora), each reshuffled every pass.
+        tokenizer: the model's `Tokenizer`.
+        objective: a name of `OBJECTIVES` or an `Objective`.
+        batch_size: int, even: rows per batch (pairs × 2).
+        maxlen: int, tokens per text (generative rows hold up to 2·maxlen).
+        seed: int, the seed of every random choice (order, groups, corruption).
+        teacher: for `stage2`, a `SimilarityModel` encoding the source texts.
+        threshold: a numeric label above it is a positive (default 0.5, or 2.5
+            for sets scored 0–5).
+        segment: word segmenter for the corruption (default jieba).
+
+    Yields:
+        `(inputs, labels)`: a dict of int32 `token_ids`, `segment_ids` (padded to a
+        multiple of 16) and, for stage 2, float32 `teacher_vectors`; float32 row
+        labels (class ids for `supervised`, scores for `cosent`, zeros otherwise).
+    """
+    objective = get_objective(objective)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 2 \
+            or batch_size % 2:
+        raise ValueError(f"batch_size must be an even integer >= 2 (rows of pairs), "
+                         f"got {batch_size!r}")
+    if objective.similarity == "distillation" and teacher is None:
+        raise ValueError("the stage2 objective distils a teacher: pass teacher=...")
+    rng = np.random.default_rng(seed)
+    pairs = _pair_stream(sources, objective, rng, threshold)
+    cut = objective.cut(maxlen)
+    while True:
+        rows, labels, texts = [], [], []
+        while len(rows) < batch_size:
+            first, second, label = next(pairs)
+            first, second = _first_piece(first, cut), _first_piece(second, cut)
+            if objective.generative:
+                for source, target in ((first, second), (second, first)):
+                    rows.append(_seq2seq_row(tokenizer, source, target, maxlen, objective,
+                                             rng, segment))
+                    texts.append(source)
+            else:
+                for text in (first, second):
+                    token_ids = tokenizer.encode(text, maxlen=maxlen)[0]
+                    rows.append((token_ids, [0] * len(token_ids)))
+            labels.extend([label, label])
+        inputs = _pad(rows)
+        if teacher is not None and objective.similarity == "distillation":
+            inputs["teacher_vectors"] = teacher.encode(texts).astype(np.float32)
+        yield inputs, np.asarray(labels, np.float32)
+
+
+def _pair_stream(sources, objective, rng, threshold):
+    """Endless `(text_a, text_b, label)` triples, the sources drawn from in turn."""
+    from kerasformer.data import Group
+
+    if isinstance(sources, (str, bytes)) or not sources:
+        raise ValueError("sources must be a non-empty list of record lists (one per file)")
+    prepared = []
+    for index, records in enumerate(sources):
+        records = list(records)
+        limit = threshold if threshold is not None else _default_threshold(records)
+        kept = [record for record in records if isinstance(record, Group)
+                or _label(record.label, objective, limit) is not None]
+        if not kept:
+            raise ValueError(
+                f"source {index} has no usable records for the {objective.name} objective"
+                + (" (generative objectives train on positive pairs and groups only)"
+                   if objective.generative else " (it needs labelled pairs)"))
+        prepared.append((kept, limit))
+    orders = [iter(()) for _ in prepared]
+    while True:
+        for index, (records, limit) in enumerate(prepared):
+            record_index = next(orders[index], None)
+            if record_index is None:
+                orders[index] = iter(rng.permutation(len(records)).tolist())
+                record_index = next(orders[index])
+            record = records[record_index]
+            if isinstance(record, Group):
+                first, second = rng.choice(len(record.texts), 2, replace=False)
+                yield record.texts[first], record.texts[second], _label(1.0, objective, limit)
+            else:
+                yield record.text_a, record.text_b, _label(record.label, objective, limit)
+
+
+def _default_threshold(records):
+    scores = [r.label for r in records if isinstance(getattr(r, "label", None), float)]
+    return 2.5 if scores and max(scores) > 1 else 0.5
+
+
+def _label(label, objective, threshold):
+    """The training label of a pair's label for the objective, or None to skip it."""
+    if objective.generative:
+        positive = (label is None or label == "entailment"
+                    or isinstance(label, float) and label > threshold)
+        return 0.0 if positive else None
+    if label is None:
+        return None
+    if objective.similarity == "classification":
+        if isinstance(label, str):
+            return float(losses.NLI_CLASSES[label]) if label in losses.NLI_CLASSES else None
+        return float(label > threshold)
+    if isinstance(label, str):  # CoSENT ranks entailment over neutral over contradiction
+        return {"entailment": 2.0, "neutral": 1.0, "contradiction": 0.0}.get(label)
+    return float(label)
+
+
+def _first_piece(text, cut):
+    from kerasformer.data import text_segmentate
+
+    pieces = text_segmentate(text, cut, SEPARATORS, STRIPS)
+    return pieces[0] if pieces else text
+
+
+def _seq2seq_row(tokenizer, source, target, maxlen, objective, rng, segment):
+    """`[CLS] source [SEP] target [SEP]` with segments 0 | 1, the source corrupted
+    with the objective's probability, jointly truncated to 2·maxlen tokens."""
+    from kerasformer.data import truncate_sequences
+
+    if objective.corruption and rng.random() < objective.corruption:
+        from kerasformer.training.masking import corrupt_source
+
+        source_ids = list(corrupt_source(tokenizer, source, rng, maxlen=maxlen,
+                                         segment=segment)[0])
+    else:
+        source_ids = tokenizer.encode(source)[0]
+    target_ids = tokenizer.encode(target)[0][1:]
+    truncate_sequences(2 * maxlen, -2, source_ids, target_ids)
+    return source_ids + target_ids, [0] * len(source_ids) + [1] * len(target_ids)
+
+
+def _pad(rows):
+    width = -(-max(len(ids) for ids, _ in rows) // LENGTH_BUCKET) * LENGTH_BUCKET
+    token_ids = np.zeros((len(rows), width), np.int32)
+    segment_ids = np.zeros((len(rows), width), np.int32)
+    for row, (ids, segments) in enumerate(rows):
+        token_ids[row, :len(ids)] = ids
+        segment_ids[row, :len(segments)] = segments
+    return {"token_ids": token_ids, "segment_ids": segment_ids}
