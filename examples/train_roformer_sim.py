@@ -73,7 +73,8 @@ def parse_arguments(argv=None):
                         f"when fine-tuning, {SCRATCH_LEARNING_RATE} from scratch)")
     parser.add_argument("--weight-decay", type=float, default=0.01)
     parser.add_argument("--warmup", type=int, help="linear warm-up steps (default: 5%% of "
-                        "the steps from scratch, none when fine-tuning)")
+                        "the steps from scratch, then a linear decay to 0; none when "
+                        "fine-tuning)")
     parser.add_argument("--maxlen", type=int, default=64, help="tokens per text")
     parser.add_argument("--threshold", type=float,
                         help="labels above it are positives (default 0.5, 2.5 for 0-5 scores)")
@@ -185,7 +186,12 @@ def make_optimizer(args, from_scratch):
                      else RECIPE_LEARNING_RATES[args.objective])
     warmup = args.warmup if args.warmup is not None else (
         max(1, args.steps // 20) if from_scratch else 0)
-    schedule = PiecewiseLinear({warmup: 1.0}, lr) if warmup else lr
+    # From scratch: warm up, then decay linearly to zero at the last step (a short run
+    # ends converged rather than at full step size); fine-tuning: the recipe's constant.
+    if from_scratch:
+        schedule = PiecewiseLinear({warmup: 1.0, max(args.steps, warmup + 1): 0.0}, lr)
+    else:
+        schedule = PiecewiseLinear({warmup: 1.0}, lr) if warmup else lr
     if args.optimizer == "adamw":
         return Adam(schedule, weight_decay=args.weight_decay)
     kind = Tiger if args.optimizer == "tiger" else Lion

@@ -23,3 +23,7 @@ os.environ["KERASFORMER_HOME"] = os.path.join(_CACHE.name, "kerasformer")
 os.environ["HF_HOME"] = os.path.join(_CACHE.name, "hf")
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
+# The shared corpora and pair sets (../shared/data/DATASETS.md), read at run time and
+# never committed; tests that learn from real data use them when they are there.
+SHARED_DATA = pathlib.Path(os.environ.get(
+    "KERASFORMER_DATA", pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"))

@@ -3,7 +3,7 @@ import os
 import subprocess
 import sys
 
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, SHARED_DATA
 
 ROOT = FIXTURES.parents[1]
 SIM = str(FIXTURES / "models" / "roformer")
@@ -33,8 +33,8 @@ def test_retrieval(tmp_path):
 
 TINY_CONFIG = {
     "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
-    "intermediate_size": 64, "hidden_act": "gelu", "hidden_dropout_prob": 0.1,
-    "attention_probs_dropout_prob": 0.1, "max_position_embeddings": 64,
+    "intermediate_size": 64, "hidden_act": "gelu", "hidden_dropout_prob": 0.0,
+    "attention_probs_dropout_prob": 0.0, "max_position_embeddings": 64,
     "type_vocab_size": 2, "vocab_size": 0,
 }
 PAIRS = [("今天天气很好", "今天的天气不错", 1), ("我们都是中国人", "我们是中国人", 1),
@@ -42,31 +42,78 @@ PAIRS = [("今天天气很好", "今天的天气不错", 1), ("我们都是中�
          ("他在看书", "明天下雨吗", 0), ("我喜欢猫", "今天天气很好", 0)]
 
 
+def flickr_pairs(directory):
+    """Flickr8k-CN's human captions (five per image) as SimBERT groups of the train
+    images, and 300 validation images as a held-out STS set: two captions of one
+    image (1) next to a caption of another image (0)."""
+    import collections
+    import json
+    import random
+
+    source = SHARED_DATA / "Flickr8k-CN"
+    captions = collections.defaultdict(list)
+    for line in (source / "flickr8kzhc.caption.txt").read_text(encoding="utf-8").splitlines():
+        key, _, text = line.strip().partition(" ")
+        if text:
+            captions[key.split(".jpg")[0]].append(text)
+    train, valid = ((source / name).read_text().split() for name in
+                    ("flickr8ktrain.txt", "flickr8kval.txt"))
+    groups = directory / "train.jsonl"
+    groups.write_text("".join(
+        json.dumps({"text": captions[i][0], "synonyms": captions[i][1:]}, ensure_ascii=False)
+        + "\n" for i in train), encoding="utf-8")
+    rng, rows = random.Random(0), []
+    for image in valid[:300]:
+        first, second = rng.sample(captions[image], 2)
+        other = captions[rng.choice([i for i in valid if i != image])][0]
+        rows += [f"{first}\t{second}\t1\n", f"{first}\t{other}\t0\n"]
+    held_out = directory / "valid.tsv"
+    held_out.write_text("".join(rows), encoding="utf-8")
+    return groups, held_out
+
+
 def test_train_roformer_sim(tmp_path):
-    """From scratch (a vocabulary built from the pairs), with micro-batches: step lines,
-    a preset that loads as a similarity model that encodes and generates, the curves."""
+    """From scratch, a vocabulary built from the pairs, micro-batched (--grad-accum 2):
+    step lines, a preset that loads as a similarity model that encodes and generates,
+    the curves. With the shared data (Flickr8k-CN captions, 200 jit-compiled steps) the
+    model also learns: both losses fall and its Spearman on held-out images beats the
+    same untrained model (measured: 0.357 untrained, 0.604 at step 100, 0.632 at 200;
+    on the same pairs character Jaccard gives 0.697 and BM25 0.705)."""
     import json
 
     import kerasformer as kf
 
-    pairs = tmp_path / "pairs.tsv"
-    pairs.write_text("".join(f"{a}\t{b}\t{label}\n" for a, b, label in PAIRS), encoding="utf-8")
+    learns = (SHARED_DATA / "Flickr8k-CN").is_dir()
+    if learns:
+        pairs, held_out = flickr_pairs(tmp_path)
+        options = ["--steps", "200", "--log-every", "100", "--batch-size", "32",
+                   "--maxlen", "24", "--lr", "3e-3"]
+    else:  # the plumbing only, on a handful of pairs
+        pairs = held_out = tmp_path / "pairs.tsv"
+        pairs.write_text("".join(f"{a}\t{b}\t{label}\n" for a, b, label in PAIRS),
+                         encoding="utf-8")
+        options = ["--steps", "6", "--log-every", "3", "--batch-size", "8", "--maxlen", "16"]
     config = tmp_path / "config.json"
     config.write_text(json.dumps(TINY_CONFIG), encoding="utf-8")
     out = tmp_path / "model"
     stdout = run("train_roformer_sim.py", "--pairs", str(pairs), "--config", str(config),
-                 "--objective", "simbert", "--steps", "6", "--log-every", "3",
-                 "--batch-size", "8", "--grad-accum", "2", "--maxlen", "16",
-                 "--eval", str(pairs), "--eval-every", "6", "--out", str(out))
+                 "--objective", "simbert", "--grad-accum", "2", "--eval", str(held_out),
+                 "--eval-every", options[3], *options, "--out", str(out))
     assert "saved roformer-sim preset" in stdout
-    records = [json.loads(line) for line in (out / "training" / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in records] == [0, 3, 6]
-    assert {"loss", "seq2seq_loss", "similarity_loss"} <= set(records[1])
-    assert "spearman/pairs" in records[0] and "spearman/pairs" in records[2]
+    records = [json.loads(line)
+               for line in (out / "training" / "metrics.jsonl").read_text().splitlines()]
+    metric = f"spearman/{held_out.stem}"
+    first, last = records[1], records[-1]
+    assert [r["step"] for r in records] == [0, int(options[3]), 2 * int(options[3])]
+    assert {"loss", "seq2seq_loss", "similarity_loss", metric} <= set(last)
     assert (out / "training" / "curves.png").stat().st_size > 1000
     model = kf.models.load(out)
     assert model.task == "similarity" and model.encode(["今天天气很好"]).shape == (1, 32)
     assert isinstance(model.generate("今天天气很好", beam=1)[0], str)
+    if learns:
+        assert last["seq2seq_loss"] < first["seq2seq_loss"] - 1.0  # 4.91 → 3.48
+        assert last["similarity_loss"] < first["similarity_loss"] - 0.2  # 3.02 → 2.63
+        assert last[metric] > records[0][metric] + 0.15  # 0.357 → 0.632
 
 
 def test_train_roformer_sim_checks_arguments_first(tmp_path):
