@@ -55,6 +55,8 @@ def parse_arguments(argv=None):
                        help="a similarity model to continue from (name, hf://, directory)")
     start.add_argument("--size", choices=("tiny", "small", "base"), help="from scratch")
     start.add_argument("--config", metavar="JSON", help="from scratch, a bert_config.json")
+    parser.add_argument("--family", choices=("roformer-sim", "simbert"),
+                        help="--init: the family of an original release directory")
     parser.add_argument("--architecture", choices=sorted(FAMILIES), default="roformer",
                         help="from scratch: roformer (RoFormer-Sim) or bert (SimBERT)")
     parser.add_argument("--vocab", help="from scratch: vocabulary file (default: built "
@@ -120,6 +122,8 @@ def check_arguments(parser, args):
             parser.error(f"no such file: {path}")
     if args.vocab and args.init:
         parser.error("--vocab is for training from scratch; --init brings its own")
+    if args.family and not args.init:
+        parser.error("--family goes with --init (from scratch, choose --architecture)")
     out = pathlib.Path(args.out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         parser.error(f"--out {out} exists and is not empty")
@@ -213,7 +217,8 @@ def main(argv=None):
     scratch = tempfile.mkdtemp(prefix="kerasformer-train-")
     try:
         from_scratch = args.init is None
-        task = new_task(args, sources, scratch) if from_scratch else kf.models.load(args.init)
+        task = (new_task(args, sources, scratch) if from_scratch
+                else kf.models.load(args.init, family=args.family))
         if task.task != "similarity":
             raise SystemExit(f"--init {args.init} is a {task.task} model, not a similarity "
                              "model (RoFormer-Sim or SimBERT)")
@@ -245,8 +250,8 @@ def main(argv=None):
         if args.eval:
             log.record(evaluate(), step=0)
         started = time.perf_counter()
-        trainer.fit(batches, steps_per_epoch=args.log_every,
-                    epochs=args.steps // args.log_every, callbacks=[log], verbose=0)
+        trainer.fit(batches, steps_per_epoch=args.log_every, epochs=args.steps // args.log_every,
+                    callbacks=[log], shuffle=False, verbose=0)
         seconds = time.perf_counter() - started
 
         trainer.export_to(task)

@@ -75,9 +75,9 @@ def flickr_pairs(directory):
 def test_train_roformer_sim(tmp_path):
     """From scratch, a vocabulary built from the pairs, micro-batched (--grad-accum 2):
     step lines, a preset that loads as a similarity model that encodes and generates,
-    the curves. With the shared data (Flickr8k-CN captions, 200 jit-compiled steps) the
+    the curves. With the shared data (Flickr8k-CN captions, 100 jit-compiled steps) the
     model also learns: both losses fall and its Spearman on held-out images beats the
-    same untrained model (measured: 0.357 untrained, 0.604 at step 100, 0.632 at 200;
+    same untrained model (measured: 0.357 untrained, 0.561 at step 50, 0.582 at 100;
     on the same pairs character Jaccard gives 0.697 and BM25 0.705)."""
     import json
 
@@ -86,7 +86,7 @@ def test_train_roformer_sim(tmp_path):
     learns = (SHARED_DATA / "Flickr8k-CN").is_dir()
     if learns:
         pairs, held_out = flickr_pairs(tmp_path)
-        options = ["--steps", "200", "--log-every", "100", "--batch-size", "32",
+        options = ["--steps", "100", "--log-every", "50", "--batch-size", "32",
                    "--maxlen", "24", "--lr", "3e-3"]
     else:  # the plumbing only, on a handful of pairs
         pairs = held_out = tmp_path / "pairs.tsv"
@@ -111,9 +111,9 @@ def test_train_roformer_sim(tmp_path):
     assert model.task == "similarity" and model.encode(["今天天气很好"]).shape == (1, 32)
     assert isinstance(model.generate("今天天气很好", beam=1)[0], str)
     if learns:
-        assert last["seq2seq_loss"] < first["seq2seq_loss"] - 1.0  # 4.91 → 3.48
-        assert last["similarity_loss"] < first["similarity_loss"] - 0.2  # 3.02 → 2.63
-        assert last[metric] > records[0][metric] + 0.15  # 0.357 → 0.632
+        assert last["seq2seq_loss"] < first["seq2seq_loss"] - 0.8  # 5.65 → 4.37
+        assert last["similarity_loss"] < first["similarity_loss"] - 0.3  # 3.13 → 2.56
+        assert last[metric] > records[0][metric] + 0.15  # 0.357 → 0.582
 
 
 def test_train_roformer_sim_checks_arguments_first(tmp_path):

@@ -2,6 +2,7 @@
 recipe trains with (MLM logits, no pooler, dropout 0.2), and the trained weights
 written back into a model built for inference. Both go by weight path, which is
 bert4keras' layer names and equal in both builds."""
+from keras import ops
 
 
 def rebuilt(transformer, **overrides):
@@ -34,7 +35,9 @@ def copy_weights(source, target, strict=False):
         if found is None or tuple(found.shape) != tuple(weight.shape):
             missing.append(weight.path)
             continue
-        weight.assign(found.value)
+        # A copy, not the same array: JAX's train step donates (frees) the buffers
+        # of the variables it updates, which would free the other model's too.
+        weight.assign(ops.copy(found.value))
     if strict and missing:
         raise ValueError(f"weights not found in the source model: {', '.join(missing)}")
     return missing

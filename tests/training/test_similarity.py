@@ -45,12 +45,10 @@ def train_three_steps(trainer, inputs, labels):
             for _ in range(3)]
 
 
-# Stage 1 is stage 2's network with the contrastive loss of SimBERT: jax only.
+# SimBERT (both losses, probabilities) also on tensorflow and torch; the other
+# objectives are the same backend-neutral ops, checked on jax.
 @pytest.mark.parametrize("name", [
-    pytest.param("simbert", marks=pytest.mark.backends),
-    "stage1",
-    pytest.param("stage2", marks=pytest.mark.backends),
-])
+    pytest.param("simbert", marks=pytest.mark.backends), "stage1", "stage2"])
 def test_generative_objectives_match_bert4keras(name):
     case = CASES[name]
     trainer = SimilarityTraining(transformer(case, with_mlm=case["with_mlm"]), name)
@@ -67,7 +65,6 @@ def test_generative_objectives_match_bert4keras(name):
                                atol=1e-4, rtol=1e-5)
 
 
-@pytest.mark.backends
 def test_supervised_objective_matches_bert4keras():
     case = CASES["supervised"]
     trainer = SimilarityTraining(transformer(case), "supervised")
@@ -186,3 +183,22 @@ def test_supervised_labels():
         next(similarity_batches([records], tokenizer(), "supervised", 3))
     with pytest.raises(ValueError, match="teacher"):
         next(similarity_batches([records], tokenizer(), "stage2", 4))
+
+
+def test_a_loaded_task_trains_through_a_copy_and_takes_the_weights_back():
+    """`from_task` trains a logits / dropout-0.2 copy of a loaded similarity model;
+    `export_to` writes the result back, after which the task encodes differently."""
+    import kerasformer as kf
+
+    task = kf.models.load(FIXTURES / "models" / "roformer", family="roformer-sim")
+    before = task.encode(["今天天气很好", "我们都是中国人"])
+    trainer = SimilarityTraining.from_task(task, "stage1")
+    assert trainer.transformer.with_mlm == "linear" and trainer.transformer.dropout_rate == 0.2
+    assert trainer.transformer.model is not task.model
+    records = [Pair("今天天气很好", "今天的天气不错", None), Pair("我们都是中国人", "我们是中国人", None)]
+    trainer.compile(optimizer=Adam(1e-2), jit_compile=JIT)
+    trainer.fit(similarity_batches([records], task.tokenizer, "stage1", 4), steps_per_epoch=2,
+                verbose=0, shuffle=False)
+    np.testing.assert_allclose(task.encode(["今天天气很好", "我们都是中国人"]), before)
+    trainer.export_to(task)
+    assert np.abs(task.encode(["今天天气很好", "我们都是中国人"]) - before).max() > 1e-3
