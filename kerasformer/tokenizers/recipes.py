@@ -30,16 +30,21 @@ def make_tokenizer(recipe):
         raise ValueError(f"kerasformer has no {kind!r} tokenizer yet")
     segment = None
     if resolve_pre_tokenize(recipe) == "jieba":
-        try:
-            import jieba
-        except ImportError:
-            raise ImportError(
-                "this checkpoint's tokenizer pre-segments words with jieba: pip install jieba"
-            ) from None
-        jieba.setLogLevel(60)  # silence its start-up messages
+        import_jieba("this checkpoint's tokenizer pre-segments words")
         segment = _jieba_words
     return Tokenizer(recipe["vocab"], do_lower_case=recipe.get("do_lower_case", True),
                      pre_tokenize=segment)
+
+
+def import_jieba(why):
+    """The jieba module, its start-up messages silenced, or an ImportError that says
+    `why` it is needed ("... with jieba") and how to install it."""
+    try:
+        import jieba
+    except ImportError:
+        raise ImportError(f"{why} with jieba: pip install jieba") from None
+    jieba.setLogLevel(60)
+    return jieba
 
 
 def _jieba_words(text):

@@ -37,14 +37,9 @@ def special_token_ids(tokenizer):
 
 def jieba_words(text, hmm=True):
     """`jieba.lcut(text, HMM=hmm)`, with an ImportError that says how to get jieba."""
-    try:
-        import jieba
-    except ImportError:
-        raise ImportError(
-            "whole-word masking segments Chinese words with jieba: pip install jieba"
-        ) from None
-    jieba.setLogLevel(60)  # silence its start-up messages
-    return jieba.lcut(text, HMM=hmm)
+    from kerasformer.tokenizers.recipes import import_jieba
+
+    return import_jieba("whole-word masking segments Chinese words").lcut(text, HMM=hmm)
 
 
 def word_spans(tokenizer, text, segment=None, hmm=True):
