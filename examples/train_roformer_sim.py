@@ -52,11 +52,12 @@ def parse_arguments(argv=None):
                         help="training pairs (repeatable)")
     start = parser.add_mutually_exclusive_group(required=True)
     start.add_argument("--init", metavar="NAME_OR_DIR",
-                       help="a similarity model to continue from (name, hf://, directory)")
+                       help="a similarity model to continue from, or a RoFormer / BERT masked "
+                       "LM to start one from (name, hf://, directory)")
     start.add_argument("--size", choices=("tiny", "small", "base"), help="from scratch")
     start.add_argument("--config", metavar="JSON", help="from scratch, a bert_config.json")
-    parser.add_argument("--family", choices=("roformer-sim", "simbert"),
-                        help="--init: the family of an original release directory")
+    parser.add_argument("--family", help="--init: the family of an original release "
+                        "directory (roformer-sim, simbert, or a masked LM's: roformer, bert)")
     parser.add_argument("--architecture", choices=sorted(FAMILIES), default="roformer",
                         help="from scratch: roformer (RoFormer-Sim) or bert (SimBERT)")
     parser.add_argument("--vocab", help="from scratch: vocabulary file (default: built "
@@ -208,7 +209,11 @@ def main(argv=None):
 
     import kerasformer as kf
     from kerasformer.training.log import TrainingLog
-    from kerasformer.training.similarity import SimilarityTraining, similarity_batches
+    from kerasformer.training.similarity import (
+        SimilarityTraining,
+        similarity_batches,
+        similarity_task,
+    )
 
     # Keras draws unseeded initialisers and dropout seeds from Python's `random`
     # (keras.utils.set_random_seed would also import TensorFlow, seconds for nothing).
@@ -217,11 +222,13 @@ def main(argv=None):
     scratch = tempfile.mkdtemp(prefix="kerasformer-train-")
     try:
         from_scratch = args.init is None
-        task = (new_task(args, sources, scratch) if from_scratch
-                else kf.models.load(args.init, family=args.family))
-        if task.task != "similarity":
-            raise SystemExit(f"--init {args.init} is a {task.task} model, not a similarity "
-                             "model (RoFormer-Sim or SimBERT)")
+        if from_scratch:
+            task = new_task(args, sources, scratch)
+        else:  # a similarity model, or a RoFormer / BERT masked LM to start one from
+            try:
+                task = similarity_task(kf.models.load(args.init, family=args.family))
+            except ValueError as error:
+                raise SystemExit(f"--init {args.init}: {error}") from None
         teacher = kf.models.load(args.teacher) if args.teacher else None
         print(f"model: {task.family}, {task.transformer.num_parameters:,} parameters "
               f"({'from scratch' if from_scratch else args.init}); objective {args.objective}",

@@ -177,6 +177,36 @@ class SimilarityTraining(keras.Model):
         return total
 
 
+# Masked-LM families whose checkpoints start a similarity model, and its family
+# (RoFormer-Sim's stage 1 starts from RoFormer's char checkpoint, SimBERT from BERT).
+SIMILARITY_FAMILY_OF = {"roformer": "roformer-sim", "bert": "simbert"}
+
+
+def similarity_task(task):
+    """A `SimilarityModel` to train from any loaded task: the task itself when it is
+    one; for a RoFormer or BERT masked LM, its weights in the UniLM network with a
+    linear pooler, the pooler newly initialised — how the original scripts start
+    (`ignore_invalid_weights=True` on an MLM checkpoint)."""
+    from kerasformer import families
+    from kerasformer.models import SimilarityModel
+
+    if task.task == "similarity":
+        return task
+    architecture = task.transformer.architecture
+    if task.task != "masked_lm" or architecture not in SIMILARITY_FAMILY_OF:
+        raise ValueError(
+            f"a {task.task} model of architecture {architecture!r} cannot start a "
+            f"similarity model: use a similarity model, or a masked LM of "
+            f"{' or '.join(SIMILARITY_FAMILY_OF)}")
+    family = families.get(SIMILARITY_FAMILY_OF[architecture])
+    transformer = rebuilt(task.transformer, **family.build)
+    fresh = copy_weights(task.model, transformer.model)
+    if any("Pooler" not in path for path in fresh):
+        raise ValueError(f"weights missing from the masked LM: {fresh}")
+    return SimilarityModel(transformer, task.tokenizer, family.name, task.tokenizer_config,
+                           **family.task_options)
+
+
 # ---------------------------------------------------------------------- batches
 
 

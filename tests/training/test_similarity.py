@@ -202,3 +202,22 @@ def test_a_loaded_task_trains_through_a_copy_and_takes_the_weights_back():
     np.testing.assert_allclose(task.encode(["今天天气很好", "我们都是中国人"]), before)
     trainer.export_to(task)
     assert np.abs(task.encode(["今天天气很好", "我们都是中国人"]) - before).max() > 1e-3
+
+
+def test_a_masked_lm_starts_a_similarity_model():
+    """RoFormer-Sim's stage 1 starts from RoFormer's MLM checkpoint: every weight but the
+    new pooler carries over; a GAU-α masked LM is refused with a reason."""
+    import kerasformer as kf
+    from kerasformer.training.similarity import similarity_task
+
+    mlm = kf.models.load(FIXTURES / "models" / "roformer", family="roformer")
+    sim = similarity_task(mlm)
+    assert sim.task == "similarity" and sim.family == "roformer-sim"
+    assert sim.transformer.application == "unilm" and sim.transformer.with_pool == "linear"
+    weights = {w.path: keras.ops.convert_to_numpy(w) for w in mlm.model.weights}
+    for weight in sim.model.weights:
+        if "Pooler" not in weight.path:
+            np.testing.assert_array_equal(keras.ops.convert_to_numpy(weight), weights[weight.path])
+    assert similarity_task(sim) is sim
+    with pytest.raises(ValueError, match="cannot start a similarity model"):
+        similarity_task(kf.models.load(FIXTURES / "models" / "gau_alpha", family="gau-alpha"))
