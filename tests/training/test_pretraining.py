@@ -37,7 +37,8 @@ CORPUS = [
 TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
             intermediate_size=64, hidden_act="gelu", hidden_dropout_prob=0.0,
             max_position_embeddings=64)
-ARCHITECTURES = ["roformer", "roformer_v2", "gau_alpha", "bert"]
+# BERT's MLM head (with its bias) trains under fit in tests/training/test_fit.py.
+ARCHITECTURES = ["roformer", "roformer_v2", "gau_alpha"]
 BATCH, MAXLEN, STEPS, EPOCHS = 8, 32, 25, 8
 
 
