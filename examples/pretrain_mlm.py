@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import pathlib
+import random
 import shutil
 import sys
 
@@ -173,7 +174,9 @@ def main(argv=None):
     out = pathlib.Path(args.out)
     logs = check_output(out)
     logs.mkdir(parents=True)
-    keras.utils.set_random_seed(args.seed)
+    # Keras draws unseeded initialisers and dropout seeds from Python's `random`
+    # (keras.utils.set_random_seed would also import TensorFlow, seconds for nothing).
+    random.seed(args.seed)
     corpus = TextFiles(*args.corpus)
 
     if args.init:
