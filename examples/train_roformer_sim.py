@@ -131,11 +131,14 @@ def check_arguments(parser, args):
 
 
 def read_sources(paths):
-    from kerasformer.data import read_pairs
+    from kerasformer.data import DataFormatError, read_pairs
 
     sources = []
     for path in paths:
-        records = read_pairs(path)
+        try:
+            records = read_pairs(path)
+        except (DataFormatError, UnicodeDecodeError) as error:
+            raise SystemExit(f"--pairs: {error}") from None
         if not records:
             raise SystemExit(f"{path}: no pairs")
         print(f"{path}: {len(records)} records", file=sys.stderr)
@@ -219,6 +222,12 @@ def main(argv=None):
     # (keras.utils.set_random_seed would also import TensorFlow, seconds for nothing).
     random.seed(args.seed)
     sources = read_sources(args.pairs)
+    from kerasformer import evaluation
+
+    try:  # read once, before anything is built: a bad file fails now
+        eval_sets = [evaluation.read_labelled_pairs(path, args.eval_limit) for path in args.eval]
+    except ValueError as error:
+        raise SystemExit(f"--eval: {error}") from None
     scratch = tempfile.mkdtemp(prefix="kerasformer-train-")
     try:
         from_scratch = args.init is None
@@ -243,10 +252,8 @@ def main(argv=None):
                                      threshold=args.threshold)
 
         def evaluate():
-            from kerasformer.evaluation import sts
-
             trainer.export_to(task)
-            results = sts(task, args.eval, limit=args.eval_limit)
+            results = evaluation.sts(task, eval_sets)
             return {f"spearman/{result.dataset}": result.model.spearman for result in results}
 
         log_directory = pathlib.Path(f"{args.out.rstrip('/')}.training")
