@@ -79,6 +79,10 @@ def parse_arguments(argv=None):
                         "the steps from scratch, then a linear decay to 0; none when "
                         "fine-tuning)")
     parser.add_argument("--maxlen", type=int, default=64, help="tokens per text")
+    parser.add_argument("--stream", action="store_true",
+                        help="read --pairs files lazily each pass (larger than memory), "
+                        "shuffled through a buffer of --shuffle-buffer records")
+    parser.add_argument("--shuffle-buffer", type=int, default=10000)
     parser.add_argument("--threshold", type=float,
                         help="labels above it are positives (default 0.5, 2.5 for 0-5 scores)")
     parser.add_argument("--eval", action="append", default=[], metavar="FILE",
@@ -101,6 +105,8 @@ def check_arguments(parser, args):
                  "vocab_size"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be a positive integer")
+    if args.shuffle_buffer < 0:
+        parser.error("--shuffle-buffer must be 0 (keep the file's order) or more")
     if args.batch_size % 2:
         parser.error("--batch-size must be even: rows come in pairs")
     if args.batch_size % (2 * args.grad_accum):
@@ -130,9 +136,15 @@ def check_arguments(parser, args):
         parser.error(f"--out {out} exists and is not empty")
 
 
-def read_sources(paths):
+def read_sources(paths, stream=False):
+    """One source per file: its records, or with `stream` a reader called afresh for
+    every pass (files larger than memory; their errors surface as they are read)."""
+    import functools
+
     from kerasformer.data import DataFormatError, read_pairs
 
+    if stream:
+        return [functools.partial(read_pairs, path, streaming=True) for path in paths]
     sources = []
     for path in paths:
         try:
@@ -149,8 +161,8 @@ def read_sources(paths):
 def pair_texts(sources):
     from kerasformer.data import Group
 
-    for records in sources:
-        for record in records:
+    for source in sources:
+        for record in source() if callable(source) else source:
             yield from (record.texts if isinstance(record, Group)
                         else (record.text_a, record.text_b))
 
@@ -221,7 +233,7 @@ def main(argv=None):
     # Keras draws unseeded initialisers and dropout seeds from Python's `random`
     # (keras.utils.set_random_seed would also import TensorFlow, seconds for nothing).
     random.seed(args.seed)
-    sources = read_sources(args.pairs)
+    sources = read_sources(args.pairs, args.stream)
     from kerasformer import evaluation
 
     try:  # read once, before anything is built: a bad file fails now
@@ -249,7 +261,8 @@ def main(argv=None):
                         jit_compile=not args.no_jit and keras.backend.backend() != "torch")
         batches = similarity_batches(sources, task.tokenizer, args.objective, args.batch_size,
                                      maxlen=args.maxlen, seed=args.seed, teacher=teacher,
-                                     threshold=args.threshold)
+                                     threshold=args.threshold,
+                                     shuffle_buffer=args.shuffle_buffer)
 
         def evaluate():
             trainer.export_to(task)

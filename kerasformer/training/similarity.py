@@ -211,13 +211,16 @@ def similarity_task(task):
 
 
 def similarity_batches(sources, tokenizer, objective, batch_size, maxlen=64, seed=0,
-                       teacher=None, threshold=None, segment=None):
+                       teacher=None, threshold=None, segment=None, shuffle_buffer=10_000):
     """Endless training batches of an objective from pair and group records.
 
     Args:
-        sources: a list of record lists (`kerasformer.data.Pair` / `Group`), e.g. one
-            per file; the lists are drawn from in turn (each equally often, as the
-            original scripts interleave their corpora), each reshuffled every pass.
+        sources: a list with one entry per file, drawn from in turn (each equally
+            often, as the original scripts interleave their corpora): a list of
+            records (`kerasformer.data.Pair` / `Group`), reshuffled every pass, or a
+            callable returning a fresh iterator of them for each pass, e.g.
+            `functools.partial(read_pairs, path, streaming=True)`, for files larger
+            than memory (shuffled through a buffer).
         tokenizer: the model's `Tokenizer`.
         objective: a name of `OBJECTIVES` or an `Objective`.
         batch_size: int, even: rows per batch (pairs × 2).
@@ -225,8 +228,9 @@ def similarity_batches(sources, tokenizer, objective, batch_size, maxlen=64, see
         seed: int, the seed of every random choice (order, groups, corruption).
         teacher: for `stage2`, a `SimilarityModel` encoding the source texts.
         threshold: a numeric label above it is a positive (default 0.5, or 2.5
-            for sets scored 0–5).
+            for listed sets scored 0–5; give it for streamed 0–5 sets).
         segment: word segmenter for the corruption (default jieba).
+        shuffle_buffer: records held to shuffle a streamed source.
 
     Yields:
         `(inputs, labels)`: a dict of int32 `token_ids`, `segment_ids` (padded to a
@@ -241,7 +245,7 @@ def similarity_batches(sources, tokenizer, objective, batch_size, maxlen=64, see
     if objective.similarity == "distillation" and teacher is None:
         raise ValueError("the stage2 objective distils a teacher: pass teacher=...")
     rng = np.random.default_rng(seed)
-    pairs = _pair_stream(sources, objective, rng, threshold)
+    pairs = _pair_stream(sources, objective, rng, threshold, shuffle_buffer)
     cut = objective.cut(maxlen)
     while True:
         rows, labels, texts = [], [], []
@@ -264,37 +268,57 @@ def similarity_batches(sources, tokenizer, objective, batch_size, maxlen=64, see
         yield inputs, np.asarray(labels, np.float32)
 
 
-def _pair_stream(sources, objective, rng, threshold):
+def _pair_stream(sources, objective, rng, threshold, shuffle_buffer):
     """Endless `(text_a, text_b, label)` triples, the sources drawn from in turn."""
     from kerasformer.data import Group
 
     if isinstance(sources, (str, bytes)) or not sources:
         raise ValueError("sources must be a non-empty list of record lists (one per file)")
-    prepared = []
-    for index, records in enumerate(sources):
-        records = list(records)
-        limit = threshold if threshold is not None else _default_threshold(records)
-        kept = [record for record in records if isinstance(record, Group)
-                or _label(record.label, objective, limit) is not None]
-        if not kept:
-            raise ValueError(
-                f"source {index} has no usable records for the {objective.name} objective"
-                + (" (generative objectives train on positive pairs and groups only)"
-                   if objective.generative else " (it needs labelled pairs)"))
-        prepared.append((kept, limit))
-    orders = [iter(()) for _ in prepared]
+    streams = [_records_forever(source, index, objective, rng, threshold, shuffle_buffer)
+               for index, source in enumerate(sources)]
     while True:
-        for index, (records, limit) in enumerate(prepared):
-            record_index = next(orders[index], None)
-            if record_index is None:
-                orders[index] = iter(rng.permutation(len(records)).tolist())
-                record_index = next(orders[index])
-            record = records[record_index]
+        for stream in streams:
+            record, limit = next(stream)
             if isinstance(record, Group):
                 first, second = rng.choice(len(record.texts), 2, replace=False)
                 yield record.texts[first], record.texts[second], _label(1.0, objective, limit)
             else:
                 yield record.text_a, record.text_b, _label(record.label, objective, limit)
+
+
+def _records_forever(source, index, objective, rng, threshold, shuffle_buffer):
+    """`(record, threshold)` of one source's usable records, pass after pass: a list
+    in a new permutation each pass; a callable (a streaming reader) called again for
+    each pass and shuffled through a buffer of `shuffle_buffer` records."""
+    from kerasformer.training.pretraining import shuffled
+
+    def usable(record, limit):
+        return not hasattr(record, "label") or _label(record.label, objective, limit) is not None
+
+    def nothing_usable():
+        return ValueError(
+            f"source {index} has no usable records for the {objective.name} objective"
+            + (" (generative objectives train on positive pairs and groups only)"
+               if objective.generative else " (it needs labelled pairs)"))
+
+    if callable(source):
+        limit = 0.5 if threshold is None else threshold
+        while True:
+            found = False
+            for record in shuffled(source(), shuffle_buffer, rng):
+                if usable(record, limit):
+                    found = True
+                    yield record, limit
+            if not found:
+                raise nothing_usable()
+    records = list(source)
+    limit = threshold if threshold is not None else _default_threshold(records)
+    records = [record for record in records if usable(record, limit)]
+    if not records:
+        raise nothing_usable()
+    while True:
+        for record_index in rng.permutation(len(records)).tolist():
+            yield records[record_index], limit
 
 
 def _default_threshold(records):

@@ -221,3 +221,30 @@ def test_a_masked_lm_starts_a_similarity_model():
     assert similarity_task(sim) is sim
     with pytest.raises(ValueError, match="cannot start a similarity model"):
         similarity_task(kf.models.load(FIXTURES / "models" / "gau_alpha", family="gau-alpha"))
+
+
+def test_streamed_sources_are_read_pass_after_pass(tmp_path):
+    """A callable source (a streaming reader) is called for every pass and shuffled
+    through a buffer; a source with nothing usable is an error naming it."""
+    import functools
+
+    from kerasformer.data import read_pairs
+
+    path = tmp_path / "pairs.tsv"
+    path.write_text("今天天气很好\t今天天气不错\t1\n我们\t明天\t0\n手机很好\t手机好用\t1\n",
+                    encoding="utf-8")
+    calls = []
+
+    def stream():
+        calls.append(1)
+        return read_pairs(path, streaming=True)
+
+    batches = similarity_batches([stream], tokenizer(), "simbert", 4, shuffle_buffer=2)
+    for _ in range(3):  # 2 positives per pass, 2 pairs per batch
+        batch, _ = next(batches)
+        assert batch["token_ids"].shape[0] == 4
+    assert len(calls) >= 3
+    negatives = functools.partial(read_pairs, tmp_path / "negatives.tsv", streaming=True)
+    (tmp_path / "negatives.tsv").write_text("我们\t明天\t0\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="source 1 has no usable records"):
+        next(similarity_batches([stream, negatives], tokenizer(), "simbert", 4))
