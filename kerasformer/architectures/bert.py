@@ -189,6 +189,22 @@ def hf_weight_map(model, mapping, num_layers, vocab_transform=None, position_emb
 MLM_NORM_EPSILON = 1e-12
 
 
+# Megatron-style layout rules of the embedding tables and of each block's kernels:
+# first projections (query/key/value, feed-forward input) split on their output axis,
+# output projections on their input axis; shared by the BERT-layout architectures.
+EMBEDDING_LAYOUT = {
+    "Embedding-Token/embeddings": (None, MODEL),
+    "Embedding-Segment/embeddings": (None, MODEL),
+    "Embedding-Mapping/kernel": (DATA, MODEL),
+}
+BLOCK_KERNEL_LAYOUT = {
+    r"Transformer-\d+-MultiHeadSelfAttention/[qkv]_dense/kernel": (DATA, MODEL),
+    r"Transformer-\d+-MultiHeadSelfAttention/o_dense/kernel": (MODEL, DATA),
+    r"Transformer-\d+-FeedForward/i\d+_dense/kernel": (DATA, MODEL),
+    r"Transformer-\d+-FeedForward/o_dense/kernel": (MODEL, DATA),
+}
+
+
 @register
 class BERT(Transformer):
     """BERT as bert4keras builds it.
@@ -447,13 +463,8 @@ class BERT(Transformer):
         replicated."""
         block = r"Transformer-\d+-"
         rules = {
-            "Embedding-Token/embeddings": (None, MODEL),
-            "Embedding-Segment/embeddings": (None, MODEL),
-            "Embedding-Mapping/kernel": (DATA, MODEL),
-            block + "MultiHeadSelfAttention/[qkv]_dense/kernel": (DATA, MODEL),
-            block + "MultiHeadSelfAttention/o_dense/kernel": (MODEL, DATA),
-            block + r"FeedForward/i\d+_dense/kernel": (DATA, MODEL),
-            block + "FeedForward/o_dense/kernel": (MODEL, DATA),
+            **EMBEDDING_LAYOUT,
+            **BLOCK_KERNEL_LAYOUT,
             "Pooler-Dense/kernel": (None, None),
             "NSP-Proba/kernel": (None, None),
             "MLM-Dense/kernel": (DATA, MODEL),

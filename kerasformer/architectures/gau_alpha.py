@@ -14,7 +14,7 @@ import re
 
 from kerasformer.architectures import register
 from kerasformer.architectures.base import DATA, MODEL
-from kerasformer.architectures.bert import expand
+from kerasformer.architectures.bert import EMBEDDING_LAYOUT, expand
 from kerasformer.architectures.roformer_v2 import (
     OUTPUT_MAPPING_NOT_SAVED, RoFormerV2, bias_free_sources,
 )
@@ -99,9 +99,7 @@ class GAUAlpha(RoFormerV2):
         follow the u / v / base boundaries: XLA moves the slices it needs.)"""
         block = r"Transformer-\d+-GatedAttentionUnit/"
         return {
-            "Embedding-Token/embeddings": (None, MODEL),
-            "Embedding-Segment/embeddings": (None, MODEL),
-            "Embedding-Mapping/kernel": (DATA, MODEL),
+            **EMBEDDING_LAYOUT,
             block + "i_dense/kernel": (DATA, MODEL),
             block + "[qk]_scaleoffset/gamma": (None,),
             block + "o_dense/kernel": (MODEL, DATA),

@@ -109,17 +109,8 @@ class RoFormerV2(RoFormer):
     def layout_rules(cls):
         """BERT's Megatron-style rules on the bias- and norm-free weights; the
         `Output-Mapping` splits its output like the tied token table."""
-        block = r"Transformer-\d+-"
-        return {
-            "Embedding-Token/embeddings": (None, MODEL),
-            "Embedding-Segment/embeddings": (None, MODEL),
-            "Embedding-Mapping/kernel": (DATA, MODEL),
-            block + "MultiHeadSelfAttention/[qkv]_dense/kernel": (DATA, MODEL),
-            block + "MultiHeadSelfAttention/o_dense/kernel": (MODEL, DATA),
-            block + r"FeedForward/i\d+_dense/kernel": (DATA, MODEL),
-            block + "FeedForward/o_dense/kernel": (MODEL, DATA),
-            "Output-Mapping/kernel": (DATA, MODEL),
-        }
+        return {**bert.EMBEDDING_LAYOUT, **bert.BLOCK_KERNEL_LAYOUT,
+                "Output-Mapping/kernel": (DATA, MODEL)}
 
     def weight_map(self, layout="tf"):
         names = tf_names(self.num_hidden_layers) if layout == "tf" else hf_names(self.num_hidden_layers)
