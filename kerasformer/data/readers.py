@@ -296,6 +296,17 @@ def _text_keys(names):
     return next(((a, b) for a, b in _TEXT_KEYS if a in names and b in names), None)
 
 
+def _pair(record, a, b, label_at, path, number, where):
+    """The `Pair` of `record[a]`, `record[b]` and the label at `label_at` (None: no
+    label), or None for an NLI row without a gold label; `where(a)` says where a text
+    is, for errors."""
+    label = None if label_at is None else _label(record[label_at], path, number)
+    if label == _NO_GOLD_LABEL:
+        return None
+    return Pair(_text(record[a], path, number, where(a)),
+                _text(record[b], path, number, where(b)), label)
+
+
 def _read_tsv(path):
     """Pairs of a tab-separated file (see `read_pairs`)."""
     columns = first_number = None
@@ -312,14 +323,10 @@ def _read_tsv(path):
                 path, number, f"{columns} tab-separated columns, as on line {first_number}", line
             )
         a, b, label_column = _TSV_LAYOUTS[columns]
-        label = None if label_column is None else _label(fields[label_column], path, number)
-        if label == _NO_GOLD_LABEL:
-            continue
-        yield Pair(
-            _text(fields[a], path, number, f"in column {a + 1}"),
-            _text(fields[b], path, number, f"in column {b + 1}"),
-            label,
-        )
+        pair = _pair(fields, a, b, label_column, path, number,
+                     lambda column: f"in column {column + 1}")
+        if pair is not None:
+            yield pair
 
 
 def _read_jsonl(path):
@@ -329,14 +336,10 @@ def _read_jsonl(path):
         if keys is None:
             raise _error(path, number, f"one of the key pairs {_TEXT_KEY_CHOICES}", sorted(row))
         label_key = next((key for key in _LABEL_KEYS if row.get(key) is not None), None)
-        label = None if label_key is None else _label(row[label_key], path, number)
-        if label == _NO_GOLD_LABEL:
-            continue
-        yield Pair(
-            _text(row[keys[0]], path, number, f"under {keys[0]!r}"),
-            _text(row[keys[1]], path, number, f"under {keys[1]!r}"),
-            label,
-        )
+        pair = _pair(row, keys[0], keys[1], label_key, path, number,
+                     lambda key: f"under {key!r}")
+        if pair is not None:
+            yield pair
 
 
 def _read_simbert(path):
@@ -390,14 +393,10 @@ def _read_csv(path):
                 f"{len(header)} comma-separated fields, as in the header on line {header_number}",
                 row,
             )
-        label = None if label_column is None else _label(row[label_column], path, number)
-        if label == _NO_GOLD_LABEL:
-            continue
-        yield Pair(
-            _text(row[a], path, number, f"in column {header[a]!r}"),
-            _text(row[b], path, number, f"in column {header[b]!r}"),
-            label,
-        )
+        pair = _pair(row, a, b, label_column, path, number,
+                     lambda column: f"in column {header[column]!r}")
+        if pair is not None:
+            yield pair
 
 
 _PAIR_READERS = {"tsv": _read_tsv, "jsonl": _read_jsonl, "simbert": _read_simbert, "csv": _read_csv}
