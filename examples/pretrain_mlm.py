@@ -34,12 +34,12 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
+from kerasformer import families  # noqa: E402
 from kerasformer.optimizers import Adam, Lion, PiecewiseLinear, Tiger  # noqa: E402
 from kerasformer.tokenizers import Tokenizer  # noqa: E402
 from kerasformer.tokenizers.vocab import build_vocab, write_vocab  # noqa: E402
 from kerasformer.training.log import TrainingLog  # noqa: E402
 from kerasformer.training.pretraining import (  # noqa: E402
-    MLM_FAMILIES,
     MaskedLMAccuracy,
     TextFiles,
     continued_transformer,
@@ -63,7 +63,8 @@ def parse_arguments(argv=None):
                         help="text file, one sentence per line (repeatable)")
     parser.add_argument("--out", required=True, help="the preset directory to write")
     model = parser.add_argument_group("model (from scratch, or --init to continue)")
-    model.add_argument("--architecture", choices=sorted(MLM_FAMILIES), default="roformer")
+    model.add_argument("--architecture", choices=sorted(families.of_task("masked_lm")),
+                       default="roformer")
     model.add_argument("--size", choices=list(SIZES), default="tiny")
     model.add_argument("--config", metavar="JSON",
                        help="a bert_config.json-style file used instead of --size")
@@ -135,7 +136,8 @@ def new_model(args, corpus, logs):
                              max_position=max(512, args.maxlen))
     transformer = mlm_transformer(args.architecture, config)
     tokenizer_config = {"type": "wordpiece", "vocab": os.fspath(vocab), "do_lower_case": True}
-    return transformer, tokenizer, tokenizer_config, MLM_FAMILIES[args.architecture]
+    family = families.of_task("masked_lm")[args.architecture]
+    return transformer, tokenizer, tokenizer_config, family
 
 
 def continued_model(args):

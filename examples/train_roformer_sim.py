@@ -37,11 +37,12 @@ import time
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
+from kerasformer import families  # noqa: E402  (light: Keras is imported later)
+
 # Defaults of the recipes when fine-tuning a trained model (the original scripts).
 RECIPE_LEARNING_RATES = {"simbert": 1e-5, "stage1": 1e-5, "stage2": 1e-5,
                          "supervised": 2e-5, "cosent": 2e-5}
 SCRATCH_LEARNING_RATE = 5e-4
-FAMILIES = {"roformer": "roformer-sim", "bert": "simbert"}
 
 
 def parse_arguments(argv=None):
@@ -58,7 +59,8 @@ def parse_arguments(argv=None):
     start.add_argument("--config", metavar="JSON", help="from scratch, a bert_config.json")
     parser.add_argument("--family", help="--init: the family of an original release "
                         "directory (roformer-sim, simbert, or a masked LM's: roformer, bert)")
-    parser.add_argument("--architecture", choices=sorted(FAMILIES), default="roformer",
+    parser.add_argument("--architecture", choices=sorted(families.of_task("similarity")),
+                        default="roformer",
                         help="from scratch: roformer (RoFormer-Sim) or bert (SimBERT)")
     parser.add_argument("--vocab", help="from scratch: vocabulary file (default: built "
                         "from the pairs)")
@@ -170,7 +172,6 @@ def pair_texts(sources):
 def new_task(args, sources, scratch):
     """A randomly initialised similarity model of --size / --config, its vocabulary
     given or built from the pairs (written into `scratch`)."""
-    from kerasformer import families
     from kerasformer.models import SimilarityModel
     from kerasformer.models.builder import make_transformer
     from kerasformer.presets import read_json
@@ -191,7 +192,7 @@ def new_task(args, sources, scratch):
         config["vocab_size"] = tokenizer.vocab_size
     else:
         config = size_config(args.size, args.architecture, tokenizer.vocab_size)
-    family = families.get(FAMILIES[args.architecture])
+    family = families.get(families.of_task("similarity")[args.architecture])
     transformer = make_transformer(args.architecture, config, **family.build)
     options = dict(family.task_options, text_maxlen=min(args.maxlen, transformer.max_positions()
                                                         or args.maxlen))

@@ -108,6 +108,21 @@ def families():
     return dict(_table()[0])
 
 
+def of_task(task):
+    """`{architecture: family name}` of the families of `task` ("masked_lm",
+    "similarity", ...): what a model of an architecture trained for that task is
+    saved as. Two families of one task on one architecture are an error."""
+    found = {}
+    for family in families().values():
+        if family.task != task:
+            continue
+        if family.architecture in found:
+            raise ValueError(f"families {found[family.architecture]!r} and {family.name!r} are "
+                             f"both {task} families of architecture {family.architecture!r}")
+        found[family.architecture] = family.name
+    return found
+
+
 def names():
     """Canonical family names, in table order."""
     return list(_table()[0])

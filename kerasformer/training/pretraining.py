@@ -29,10 +29,6 @@ from kerasformer.training.masking import (
 )
 from kerasformer.training.weights import copy_weights, rebuilt
 
-# The family each architecture's MLM presets belong to (kerasformer/families.json).
-MLM_FAMILIES = {"bert": "bert", "roformer": "roformer", "roformer_v2": "roformer-v2",
-                "gau_alpha": "gau-alpha"}
-
 
 # ------------------------------------------------------------------ the objective
 
@@ -274,10 +270,10 @@ def masked_lm_task(transformer, tokenizer, tokenizer_config, family=None):
     Returns:
         The `MaskedLanguageModel`, ready for `save_preset(directory)`.
     """
+    from kerasformer import families
     from kerasformer.models import MaskedLanguageModel
 
     inference = rebuilt(transformer, with_mlm=True, remat=False)
     copy_weights(transformer.model, inference.model, strict=True)
-    return MaskedLanguageModel(inference, tokenizer,
-                               family or MLM_FAMILIES.get(transformer.architecture),
-                               tokenizer_config)
+    family = family or families.of_task("masked_lm").get(transformer.architecture)
+    return MaskedLanguageModel(inference, tokenizer, family, tokenizer_config)

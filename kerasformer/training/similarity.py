@@ -177,11 +177,6 @@ class SimilarityTraining(keras.Model):
         return total
 
 
-# Masked-LM families whose checkpoints start a similarity model, and its family
-# (RoFormer-Sim's stage 1 starts from RoFormer's char checkpoint, SimBERT from BERT).
-SIMILARITY_FAMILY_OF = {"roformer": "roformer-sim", "bert": "simbert"}
-
-
 def similarity_task(task):
     """A `SimilarityModel` to train from any loaded task: the task itself when it is
     one; for a RoFormer or BERT masked LM, its weights in the UniLM network with a
@@ -193,12 +188,14 @@ def similarity_task(task):
     if task.task == "similarity":
         return task
     architecture = task.transformer.architecture
-    if task.task != "masked_lm" or architecture not in SIMILARITY_FAMILY_OF:
+    # RoFormer-Sim's stage 1 starts from RoFormer's char checkpoint, SimBERT from BERT.
+    similarity_families = families.of_task("similarity")
+    if task.task != "masked_lm" or architecture not in similarity_families:
         raise ValueError(
             f"a {task.task} model of architecture {architecture!r} cannot start a "
             f"similarity model: use a similarity model, or a masked LM of "
-            f"{' or '.join(SIMILARITY_FAMILY_OF)}")
-    family = families.get(SIMILARITY_FAMILY_OF[architecture])
+            f"{' or '.join(similarity_families)}")
+    family = families.get(similarity_families[architecture])
     transformer = rebuilt(task.transformer, **family.build)
     fresh = copy_weights(task.model, transformer.model)
     if any("Pooler" not in path for path in fresh):

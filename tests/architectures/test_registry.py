@@ -122,3 +122,10 @@ def test_each_architecture_recognises_its_own_checkpoints_only(fixture, expected
     assert architectures.recognise_checkpoint(open_checkpoint(weights)) == expected
     config = json.loads((hf / "config.json").read_text())
     assert architectures.recognise_config(config) == expected
+
+
+def test_the_family_of_each_architecture_for_a_task():
+    """What a trained model is saved as: one family per architecture and task."""
+    assert families.of_task("similarity") == {"roformer": "roformer-sim", "bert": "simbert"}
+    assert families.of_task("masked_lm") == {"roformer": "roformer", "roformer_v2": "roformer-v2",
+                                             "gau_alpha": "gau-alpha", "bert": "bert"}
