@@ -143,7 +143,7 @@ class SimilarityTraining(keras.Model):
         if self.objective.generative:
             vectors, mlm = outputs
             return {"vectors": vectors, "mlm": mlm}
-        vectors = outputs[0] if isinstance(outputs, (list, tuple)) else outputs
+        vectors = outputs  # the encoder-only network has the pooled vectors alone
         if self.classifier is not None:
             return {"vectors": vectors, "classes": self.classifier(losses.pair_features(vectors))}
         return {"vectors": vectors}
@@ -319,8 +319,11 @@ def _records_forever(source, index, objective, rng, threshold, shuffle_buffer):
 
 
 def _default_threshold(records):
-    scores = [r.label for r in records if isinstance(getattr(r, "label", None), float)]
-    return 2.5 if scores and max(scores) > 1 else 0.5
+    """Where positives start: 0.5 for 0/1 labels, 2.5 for 0–5 scores (the evaluation's
+    rule, RoFormer-Sim's)."""
+    from kerasformer.evaluation import label_cut
+
+    return label_cut([r.label for r in records if isinstance(getattr(r, "label", None), float)])
 
 
 def _label(label, objective, threshold):
