@@ -38,7 +38,7 @@ from kerasformer import families  # noqa: E402
 from kerasformer.optimizers import Adam, Lion, PiecewiseLinear, Tiger  # noqa: E402
 from kerasformer.tokenizers import Tokenizer  # noqa: E402
 from kerasformer.tokenizers.vocab import build_vocab, write_vocab  # noqa: E402
-from kerasformer.training.log import TrainingLog  # noqa: E402
+from kerasformer.training.log import TrainingLog, logs_beside  # noqa: E402
 from kerasformer.training.pretraining import (  # noqa: E402
     MaskedLMAccuracy,
     TextFiles,
@@ -112,7 +112,7 @@ def check_output(out):
     """Fails before training, not after, when OUT cannot become the preset."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         sys.exit(f"{out} exists and is not an empty directory")
-    logs = out.with_name(out.name + ".training")
+    logs = logs_beside(out)
     if logs.exists():  # what an interrupted run into the same OUT left
         print(f"removing {logs}, left by an earlier run")
         shutil.rmtree(logs)
@@ -210,8 +210,8 @@ def main(argv=None):
                               "batch_size": args.batch_size, "maxlen": args.maxlen,
                               "optimizer": args.optimizer, "whole_word": args.whole_word}}
     task.save_preset(out, source=source)
-    os.replace(logs, out / "training")
-    print(f"saved the preset to {out} (its training log: {out / 'training'})")
+    logs = log.move_into(out)
+    print(f"saved the preset to {out} (its training log: {logs})")
 
 
 if __name__ == "__main__":

@@ -224,7 +224,7 @@ def main(argv=None):
     import keras
 
     import kerasformer as kf
-    from kerasformer.training.log import TrainingLog
+    from kerasformer.training.log import TrainingLog, logs_beside
     from kerasformer.training.similarity import (
         SimilarityTraining,
         similarity_batches,
@@ -270,7 +270,7 @@ def main(argv=None):
             results = evaluation.sts(task, eval_sets)
             return {f"spearman/{result.dataset}": result.model.spearman for result in results}
 
-        log_directory = pathlib.Path(f"{args.out.rstrip('/')}.training")
+        log_directory = logs_beside(args.out)
         log = TrainingLog(log_directory, total_steps=args.steps, every=args.log_every,
                           evaluate=evaluate if args.eval else None,
                           evaluate_every=args.eval_every)
@@ -284,7 +284,7 @@ def main(argv=None):
 
         trainer.export_to(task)
         out = task.save_preset(args.out)
-        os.replace(log_directory, out / "training")  # one rename: all the logs or none
+        log.move_into(out)
         first, last = log.records[1 if args.eval else 0], log.records[-1]
         summary = {"steps": args.steps, "seconds": round(seconds, 1),
                    "seconds_per_step": round(seconds / args.steps, 4),

@@ -11,6 +11,7 @@ are still written and a note says how to get the picture).
 import json
 import math
 import os
+import pathlib
 import sys
 import tempfile
 import time
@@ -19,6 +20,16 @@ import keras
 
 METRICS = "metrics.jsonl"
 CURVES = "curves.png"
+# Where a run's logs live in the preset it saved.
+TRAINING = "training"
+
+
+def logs_beside(preset_directory):
+    """`OUT.training`: where a run that will save the preset OUT keeps its logs while it
+    trains (a preset is written only when complete; `TrainingLog.move_into` then
+    moves the logs inside it)."""
+    path = pathlib.Path(preset_directory)
+    return path.with_name(path.name + ".training")
 
 
 class TrainingLog(keras.callbacks.Callback):
@@ -109,6 +120,14 @@ class TrainingLog(keras.callbacks.Callback):
             self._bar.close()
         if self.directory is not None and self.records:
             self.draw()
+
+    def move_into(self, preset_directory):
+        """Moves the logs into `preset_directory/training` in one rename (all of them
+        or none) and returns that path."""
+        target = pathlib.Path(preset_directory) / TRAINING
+        os.replace(self.directory, target)
+        self.directory = os.fspath(target)
+        return target
 
     def _print(self, line):
         stream = self.stream or sys.stdout
