@@ -25,8 +25,12 @@ import keras
 import numpy as np
 from keras import ops
 
+from kerasformer.data import Group, text_segmentate, truncate_sequences
+from kerasformer.evaluation import label_cut
 from kerasformer.training import losses
+from kerasformer.training.masking import corrupt_source
 from kerasformer.training.micro_batches import MicroBatched
+from kerasformer.training.pretraining import shuffled
 from kerasformer.training.weights import copy_weights, rebuilt
 
 # Token lengths are padded up to a multiple of this: few shapes, few compilations.
@@ -267,8 +271,6 @@ def similarity_batches(sources, tokenizer, objective, batch_size, maxlen=64, see
 
 def _pair_stream(sources, objective, rng, threshold, shuffle_buffer):
     """Endless `(text_a, text_b, label)` triples, the sources drawn from in turn."""
-    from kerasformer.data import Group
-
     if isinstance(sources, (str, bytes)) or not sources:
         raise ValueError("sources must be a non-empty list of record lists (one per file)")
     streams = [_records_forever(source, index, objective, rng, threshold, shuffle_buffer)
@@ -287,8 +289,6 @@ def _records_forever(source, index, objective, rng, threshold, shuffle_buffer):
     """`(record, threshold)` of one source's usable records, pass after pass: a list
     in a new permutation each pass; a callable (a streaming reader) called again for
     each pass and shuffled through a buffer of `shuffle_buffer` records."""
-    from kerasformer.training.pretraining import shuffled
-
     def usable(record, limit):
         return not hasattr(record, "label") or _label(record.label, objective, limit) is not None
 
@@ -321,8 +321,6 @@ def _records_forever(source, index, objective, rng, threshold, shuffle_buffer):
 def _default_threshold(records):
     """Where positives start: 0.5 for 0/1 labels, 2.5 for 0–5 scores (the evaluation's
     rule, RoFormer-Sim's)."""
-    from kerasformer.evaluation import label_cut
-
     return label_cut([r.label for r in records if isinstance(getattr(r, "label", None), float)])
 
 
@@ -344,8 +342,6 @@ def _label(label, objective, threshold):
 
 
 def _first_piece(text, cut):
-    from kerasformer.data import text_segmentate
-
     pieces = text_segmentate(text, cut, SEPARATORS, STRIPS)
     return pieces[0] if pieces else text
 
@@ -353,11 +349,7 @@ def _first_piece(text, cut):
 def _seq2seq_row(tokenizer, source, target, maxlen, objective, rng, segment):
     """`[CLS] source [SEP] target [SEP]` with segments 0 | 1, the source corrupted
     with the objective's probability, jointly truncated to 2·maxlen tokens."""
-    from kerasformer.data import truncate_sequences
-
     if objective.corruption and rng.random() < objective.corruption:
-        from kerasformer.training.masking import corrupt_source
-
         source_ids = list(corrupt_source(tokenizer, source, rng, maxlen=maxlen,
                                          segment=segment)[0])
     else:
