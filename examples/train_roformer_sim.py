@@ -200,6 +200,16 @@ def new_task(args, sources, scratch):
                            {"vocab": vocab, "do_lower_case": True}, **options)
 
 
+def load_model(flag, source, family=None):
+    """`kerasformer.models.load(source)`, its errors one line naming the flag."""
+    import kerasformer as kf
+
+    try:
+        return kf.models.load(source, family=family)
+    except (ValueError, LookupError, OSError) as error:
+        raise SystemExit(f"{flag} {source}: {error}") from None
+
+
 def make_optimizer(args, from_scratch):
     from kerasformer.optimizers import Adam, Lion, PiecewiseLinear, Tiger
 
@@ -223,7 +233,6 @@ def main(argv=None):
     args = parse_arguments(argv)
     import keras
 
-    import kerasformer as kf
     from kerasformer.training.log import TrainingLog, logs_beside
     from kerasformer.training.similarity import (
         SimilarityTraining,
@@ -248,10 +257,13 @@ def main(argv=None):
             task = new_task(args, sources, scratch)
         else:  # a similarity model, or a RoFormer / BERT masked LM to start one from
             try:
-                task = similarity_task(kf.models.load(args.init, family=args.family))
+                task = similarity_task(load_model("--init", args.init, family=args.family))
             except ValueError as error:
                 raise SystemExit(f"--init {args.init}: {error}") from None
-        teacher = kf.models.load(args.teacher) if args.teacher else None
+        teacher = load_model("--teacher", args.teacher) if args.teacher else None
+        if teacher is not None and teacher.task != "similarity":
+            raise SystemExit(f"--teacher {args.teacher} is a {teacher.task} model: the teacher "
+                             "must be a similarity model")
         print(f"model: {task.family}, {task.transformer.num_parameters:,} parameters "
               f"({'from scratch' if from_scratch else args.init}); objective {args.objective}",
               file=sys.stderr)
