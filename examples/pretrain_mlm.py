@@ -97,6 +97,9 @@ def parse_arguments(argv=None):
     if args.init and (args.config or args.vocab):
         parser.error("--init brings its own configuration and vocabulary: "
                      "drop --config / --vocab")
+    for path in args.corpus + [p for p in (args.vocab, args.config) if p]:
+        if not os.path.isfile(path):
+            parser.error(f"no such file: {path}")
     for name in ("maxlen", "batch_size", "steps", "grad_accum", "log_every", "vocab_size"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be positive")
@@ -143,7 +146,10 @@ def new_model(args, corpus, logs):
 def continued_model(args):
     """`(transformer, tokenizer, tokenizer_config, family)` continuing `--init`."""
     options = {"family": args.family} if args.family else {}
-    transformer, task = continued_transformer(args.init, **options)
+    try:
+        transformer, task = continued_transformer(args.init, **options)
+    except (ValueError, LookupError, OSError) as error:
+        sys.exit(f"--init {args.init}: {error}")
     family = task.family if task.task == "masked_lm" else None
     return transformer, task.tokenizer, task.tokenizer_config, family
 
