@@ -217,7 +217,8 @@ def similarity_batches(sources, tokenizer, objective, batch_size, maxlen=64, see
 
     Args:
         sources: a list with one entry per file, drawn from in turn (each equally
-            often, as the original scripts interleave their corpora): a list of
+            often, as the original scripts interleave their corpora; for `cosent`
+            batch by batch, since scores of different sets do not compare): a list of
             records (`kerasformer.data.Pair` / `Group`), reshuffled every pass, or a
             callable returning a fresh iterator of them for each pass, e.g.
             `functools.partial(read_pairs, path, streaming=True)`, for files larger
@@ -246,7 +247,9 @@ def similarity_batches(sources, tokenizer, objective, batch_size, maxlen=64, see
     if objective.similarity == "distillation" and teacher is None:
         raise ValueError("the stage2 objective distils a teacher: pass teacher=...")
     rng = np.random.default_rng(seed)
-    pairs = _pair_stream(sources, objective, rng, threshold, shuffle_buffer)
+    # CoSENT ranks every pair of a batch against every other: one set per batch
+    pairs_per_turn = batch_size // 2 if objective.similarity == "cosent" else 1
+    pairs = _pair_stream(sources, objective, rng, threshold, shuffle_buffer, pairs_per_turn)
     cut = objective.cut(maxlen)
     while True:
         rows, labels, texts = [], [], []
@@ -269,20 +272,23 @@ def similarity_batches(sources, tokenizer, objective, batch_size, maxlen=64, see
         yield inputs, np.asarray(labels, np.float32)
 
 
-def _pair_stream(sources, objective, rng, threshold, shuffle_buffer):
-    """Endless `(text_a, text_b, label)` triples, the sources drawn from in turn."""
+def _pair_stream(sources, objective, rng, threshold, shuffle_buffer, pairs_per_turn=1):
+    """Endless `(text_a, text_b, label)` triples, the sources drawn from in turn,
+    `pairs_per_turn` at a time."""
     if isinstance(sources, (str, bytes)) or not sources:
         raise ValueError("sources must be a non-empty list of record lists (one per file)")
     streams = [_records_forever(source, index, objective, rng, threshold, shuffle_buffer)
                for index, source in enumerate(sources)]
     while True:
         for stream in streams:
-            record, limit = next(stream)
-            if isinstance(record, Group):
-                first, second = rng.choice(len(record.texts), 2, replace=False)
-                yield record.texts[first], record.texts[second], _label(1.0, objective, limit)
-            else:
-                yield record.text_a, record.text_b, _label(record.label, objective, limit)
+            for _ in range(pairs_per_turn):
+                record, limit = next(stream)
+                if isinstance(record, Group):
+                    first, second = rng.choice(len(record.texts), 2, replace=False)
+                    yield (record.texts[first], record.texts[second],
+                           _label(1.0, objective, limit))
+                else:
+                    yield record.text_a, record.text_b, _label(record.label, objective, limit)
 
 
 def _records_forever(source, index, objective, rng, threshold, shuffle_buffer):

@@ -185,6 +185,19 @@ def test_supervised_labels():
         next(similarity_batches([records], tokenizer(), "stage2", 4))
 
 
+def test_cosent_batches_each_come_from_one_set():
+    # a 0-5 score and a 0/1 label do not compare, so no CoSENT batch mixes two sets
+    scored = [Pair(f"句子{i}", f"句子{i}好", float(i % 6)) for i in range(12)]
+    binary = [Pair(f"问题{i}", f"问题{i}吗", float(i % 2)) for i in range(12)]
+    nli = [Pair(f"前提{i}", f"假设{i}", label)
+           for i, label in enumerate(["entailment", "neutral", "contradiction"] * 4)]
+    batches = similarity_batches([scored, binary, nli], tokenizer(), "cosent", 8, maxlen=16)
+    for expected in ([0, 1, 2, 3, 4, 5], [0, 1], [0, 1, 2]) * 2:
+        _, labels = next(batches)
+        assert set(labels.tolist()) <= set(map(float, expected))
+        assert labels.max() > 1 or expected == [0, 1]
+
+
 def test_a_loaded_task_trains_through_a_copy_and_takes_the_weights_back():
     """`from_task` trains a logits / dropout-0.2 copy of a loaded similarity model;
     `export_to` writes the result back, after which the task encodes differently."""
