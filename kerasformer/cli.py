@@ -4,12 +4,15 @@
     kerasformer info NAME                     one checkpoint: files, release, licence, outputs
     kerasformer download NAME                 fetch and verify a checkpoint's files
     kerasformer convert SRC OUT               any supported source -> Keras preset
-    kerasformer similar TEXT --model NAME     paraphrases ranked by similarity
-    kerasformer encode TEXT... --model NAME   sentence vectors and their cosines
+    kerasformer similar TEXT [--model NAME]   paraphrases ranked by similarity
+    kerasformer encode TEXT... [--model NAME] sentence vectors and their cosines
     kerasformer fill-mask TEXT --model NAME   top tokens at each [MASK]
     kerasformer verify NAME                   compare with the authors' published outputs
     kerasformer eval MODEL --sts FILE_OR_DIR  STS correlations, cosine thresholds, paraphrases
     kerasformer vocab CORPUS... --out PATH    a character vocabulary from text files
+
+Without --model, `similar` and `encode` use roformer-sim-mini, the small model shipped
+inside the package (no download); the published checkpoints are the path to full quality.
 """
 import argparse
 import itertools
@@ -25,6 +28,10 @@ from kerasformer import families
 # What each command needs the model to be, and the families that are.
 TASK_OF_COMMAND = {"similar": "similarity", "encode": "similarity", "eval": "similarity",
                    "fill-mask": "masked_lm"}
+
+
+# The bundled model: what `similar` and `encode` use when no --model is given.
+DEFAULT_MODEL = "roformer-sim-mini"
 
 
 class UsageError(ValueError):
@@ -65,25 +72,31 @@ def _size(size):
 
 
 def _list(args):
-    from kerasformer.hub.manifests import list_manifests
+    from kerasformer.hub.manifests import bundled_preset, is_bundled, list_manifests
 
     rows = []
     for name, manifest in sorted(list_manifests().items()):
-        weights = next(f for f in manifest["hub"]["files"] if f["role"] == "weights")
         unbuildable = families.get(manifest["family"], buildable=False).unbuildable_reason()
+        family = manifest["family"] + (" (not buildable yet)" if unbuildable else "")
+        licence = manifest["license"].split(" (")[0]
+        if is_bundled(manifest):
+            weights = bundled_preset(manifest) / "model.weights.h5"
+            rows.append((name, family, _size(weights.stat().st_size if weights.is_file() else 0),
+                         "(bundled: no download)", "-", licence))
+            continue
+        weights = next(f for f in manifest["hub"]["files"] if f["role"] == "weights")
         rows.append((
-            name, manifest["family"] + (" (not buildable yet)" if unbuildable else ""),
-            _size(weights.get("approx_size")),
+            name, family, _size(weights.get("approx_size")),
             manifest["hub"]["repo_id"],
             manifest["hub"]["revision"][:7] if manifest["hub"]["revision"] else "main (unpinned)",
-            manifest["license"].split(" (")[0],
+            licence,
         ))
     _table(rows, ("name", "family", "weights", "hub repo", "revision", "license"))
     print("\noriginal releases and mirrors: kerasformer info NAME")
 
 
 def _info(args):
-    from kerasformer.hub.manifests import find_manifest, suggest
+    from kerasformer.hub.manifests import find_manifest, is_bundled, suggest
 
     manifest = find_manifest(args.name)
     if manifest is None:
@@ -91,13 +104,16 @@ def _info(args):
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
         raise UsageError(f"unknown checkpoint {args.name!r}{hint}: see `kerasformer list`")
     family = families.get(manifest["family"], buildable=False)
-    hub = manifest["hub"]
     print(f"{manifest['name']}: {manifest['description']}")
     if manifest["aliases"]:
         print(f"aliases:   {', '.join(manifest['aliases'])}")
     reason = family.unbuildable_reason()
     print(f"family:    {family.name} ({family.task}, architecture {family.architecture})"
           + (f" — {reason}" if reason else ""))
+    if is_bundled(manifest):
+        _bundled_info(manifest)
+        return
+    hub = manifest["hub"]
     print(f"hub:       {hub['repo_id']}@{hub['revision'] or 'main (unpinned)'}  ({hub['revision_note']})")
     for entry in hub["files"]:
         print(f"  {entry['path']:<20} {entry['role']:<8} {_size(entry.get('approx_size')):>8}  "
@@ -113,6 +129,19 @@ def _info(args):
     fill = manifest.get("verify", {}).get("fill_mask")
     if fill:
         print(f"published: {fill['text']} → {fill['top5']} ({fill['source']})")
+
+
+def _bundled_info(manifest):
+    from kerasformer.hub.manifests import bundled_preset
+
+    training = manifest["training"]
+    print(f"bundled:   {bundled_preset(manifest)} (loads with no network)")
+    print(f"trained:   {training['command']}")
+    for data in training["data"]:
+        print(f"  {data['source']:<46} {data['licence']}")
+    print(f"license:   {manifest['license']}")
+    for name, score in manifest["scores"].items():
+        print(f"score:     {name} {score}")
 
 
 def _download(args):
@@ -332,7 +361,7 @@ def build_parser():
     parser.add_argument("--version", action="version", version=f"kerasformer {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    def add_model(command, positional=False, default="roformer-sim"):
+    def add_model(command, positional=False, default=DEFAULT_MODEL):
         help_text = "registered name, hf://owner/repo[@revision] or checkpoint directory"
         if positional:
             command.add_argument("model", help=help_text)

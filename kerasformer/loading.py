@@ -75,6 +75,9 @@ def load(source, family=None, revision=None, dtype=None, token=None, text_maxlen
                               ignore_invalid_weights)
     if not isinstance(source, str):
         raise TypeError(f"expected a name, hf:// handle or directory, got {source!r}")
+    bundled = manifests.find_manifest(source)
+    if bundled is not None and manifests.is_bundled(bundled):
+        return load_bundled(bundled, family, revision, dtype, text_maxlen)
     repo_id, handle_revision, manifest = resolve(source)
     if family is None and manifest is not None:
         family = manifest["family"]
@@ -85,6 +88,21 @@ def load(source, family=None, revision=None, dtype=None, token=None, text_maxlen
                          ignore_invalid_weights)
     except download.HubUnreachableError as error:
         raise error.with_advice(ways_out(source, manifest, family)) from None
+
+
+def load_bundled(manifest, family=None, revision=None, dtype=None, text_maxlen=None):
+    """The task of a preset shipped inside the package: no network, no cache."""
+    name = manifest["name"]
+    if revision is not None:
+        raise ValueError(f"{name} is bundled with kerasformer: it has no Hub revisions "
+                         f"(got revision={revision!r})")
+    if family is not None and families.get(family).name != manifest["family"]:
+        raise ValueError(f"{name} is a {manifest['family']} model, not {family}")
+    directory = manifests.bundled_preset(manifest)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"{name}: its preset {directory} is missing from this "
+                                "installation of kerasformer (reinstall it)")
+    return presets.load(directory, dtype, text_maxlen)
 
 
 def _load_hub(repo_id, revision, manifest, family, dtype, token, text_maxlen,
@@ -132,7 +150,8 @@ def resolve(handle, bare_repo_ids=False):
         revision = match["revision"]
         if revision is not None:
             download.check_revision(revision)
-        known = [m for m in manifests.list_manifests().values() if m["hub"]["repo_id"] == repo_id]
+        known = [m for m in manifests.list_manifests().values()
+                 if not manifests.is_bundled(m) and m["hub"]["repo_id"] == repo_id]
         return repo_id, revision, known[0] if known else None
     if handle.startswith("hf://"):
         raise ValueError(f"{handle!r} is not a valid handle: use hf://owner/repo[@revision]")
@@ -144,6 +163,9 @@ def resolve(handle, bare_repo_ids=False):
             f"unknown checkpoint {handle!r}{hint}: give a registered name (see "
             "`kerasformer list`), an hf://owner/repo handle or an existing directory"
         )
+    if manifests.is_bundled(manifest):
+        raise ValueError(f"{manifest['name']} is bundled with kerasformer: there is nothing "
+                         "to download")
     return manifest["hub"]["repo_id"], None, manifest
 
 

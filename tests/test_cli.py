@@ -21,6 +21,17 @@ def test_similar_prints_ranked_sentences(capsys):
     assert 0 < len(lines) <= 3 and scores == sorted(scores, reverse=True)
 
 
+def test_similar_without_a_model_uses_the_bundled_one(capsys):
+    assert main(["similar", "今天天气不错", "-n", "20", "-k", "5", "--seed", "0"]) == 0
+    header, *lines = capsys.readouterr().out.strip().splitlines()
+    assert header == "cosine\tsentence" and lines
+    # real sentences: they share words with the input (the fixture's are random tokens)
+    assert any(len(set(line.split("\t")[1]) & set("今天天气不错")) >= 2 for line in lines)
+    assert main(["info", "mini"]) == 0
+    out = capsys.readouterr().out
+    assert "bundled:" in out and "tools/train_mini.sh" in out and "spearman" in out
+
+
 def test_bad_input_is_a_clear_error(capsys):
     assert main(["encode", *SIM_ARGS, " "]) == 2
     assert "text 0 is empty" in capsys.readouterr().err

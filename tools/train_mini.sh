@@ -10,7 +10,8 @@
 # D. RoFormer-Sim stage 1 (seq2seq + contrastive, corrupted sources) from C, the five
 #    positive domains drawn in turn
 # E. CoSENT on the labelled pairs (binary sets, 0-5 scored sets, NLI) from D, each
-#    batch from one file so that its scores compare
+#    batch from one file so that its scores compare; the binary sets, closest to the
+#    evaluation's domains, drawn twice as often
 # F. evaluation: the five senteval_cn test sets next to Jaccard / BM25 (scores.json)
 # Each stage writes a preset; a stage whose preset exists is skipped, so an interrupted
 # run resumes at the stage it was in.
@@ -54,15 +55,15 @@ fi
 [ -f "$RUNS/stage1/config.json" ] || python examples/train_roformer_sim.py \
     --init "$RUNS/mlm" --objective stage1 \
     $(for f in "$RUNS"/data/positives-*.jsonl; do echo --pairs "$f"; done) \
-    --steps 1200 --batch-size 64 --maxlen 32 --lr 2e-4 --warmup 100 --log-every 100 \
+    --steps 1200 --batch-size 64 --maxlen 32 --lr 3e-4 --warmup 100 --log-every 100 \
     --eval "$DATA/senteval_cn/STS-B/STS-B.valid.data" --eval-every 400 --seed 0 \
     --out "$RUNS/stage1"
 
 [ -f "$RUNS/final/config.json" ] || python examples/train_roformer_sim.py \
     --init "$RUNS/stage1" --objective cosent \
     --pairs "$RUNS/data/labelled.tsv" --pairs "$RUNS/data/scored.tsv" \
-    --pairs "$RUNS/data/nli.jsonl" \
-    --steps 1500 --batch-size 64 --maxlen 32 --lr 5e-5 --warmup 100 --log-every 100 \
+    --pairs "$RUNS/data/labelled.tsv" --pairs "$RUNS/data/nli.jsonl" \
+    --steps 2000 --batch-size 64 --maxlen 32 --lr 1e-4 --warmup 100 --log-every 100 \
     --eval "$DATA/senteval_cn/STS-B/STS-B.valid.data" --eval-every 500 --seed 0 \
     --out "$RUNS/final"
 

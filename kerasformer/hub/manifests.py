@@ -4,6 +4,11 @@ A manifest says where a published checkpoint lives on the Hugging Face Hub (repo
 pinned revision, files with their sha256 where known), where its original release
 is, which kerasformer family and task load it, how to fill gaps in its config, how to
 tokenize, its license, and outputs published by its authors (`verify`).
+
+A bundled manifest (`"source": "bundled"`) names a preset shipped inside the package
+(`kerasformer/bundled/PRESET`), which loads with no network; instead of the Hub and
+the original release it records how the model was trained (`training`: command, data
+and their licences) and what it scores (`scores`).
 """
 import difflib
 import functools
@@ -30,6 +35,20 @@ def manifest_directory():
     return installed if installed.is_dir() else package.parent / "checkpoints"
 
 
+def bundled_directory():
+    """Where the presets shipped inside the package are."""
+    return pathlib.Path(__file__).resolve().parents[1] / "bundled"
+
+
+def is_bundled(manifest):
+    return manifest.get("source") == "bundled"
+
+
+def bundled_preset(manifest):
+    """The preset directory of a bundled manifest."""
+    return bundled_directory() / manifest["preset"]
+
+
 def validate_manifest(manifest, source="manifest"):
     """Checks a manifest against the schema; raises ValueError listing every problem."""
     problems = []
@@ -40,6 +59,8 @@ def validate_manifest(manifest, source="manifest"):
 
     if not isinstance(manifest, dict):
         raise ValueError(f"{source}: a manifest must be a JSON object")
+    if is_bundled(manifest):
+        return _validate_bundled(manifest, source)
     required = {"name": str, "aliases": list, "description": str, "family": str,
                 "task": str, "hub": dict, "original": dict, "config": dict,
                 "tokenizer": dict, "task_options": dict, "license": str}
@@ -104,6 +125,46 @@ def validate_manifest(manifest, source="manifest"):
     return manifest
 
 
+def _validate_bundled(manifest, source):
+    problems = []
+
+    def need(condition, message):
+        if not condition:
+            problems.append(message)
+
+    required = {"name": str, "aliases": list, "description": str, "family": str, "task": str,
+                "source": str, "preset": str, "license": str, "training": dict, "scores": dict}
+    for key, kind in required.items():
+        need(isinstance(manifest.get(key), kind), f"{key!r} must be a {kind.__name__}")
+    unknown = set(manifest) - set(required)
+    need(not unknown, f"unknown keys {sorted(unknown)} (a bundled manifest names a preset, "
+                      "not Hub files)")
+    if problems:
+        raise ValueError(f"{source}: " + "; ".join(problems))
+    need(re.fullmatch(r"[a-z0-9][a-z0-9.-]*", manifest["name"]) is not None,
+         "name must be lower-case letters, digits, '-' and '.'")
+    need(re.fullmatch(r"[a-z0-9][a-z0-9.-]*", manifest["preset"]) is not None,
+         "preset must be the name of a directory in kerasformer/bundled")
+    need(all(isinstance(a, str) and a for a in manifest["aliases"]), "aliases must be strings")
+    known = families.families()
+    need(manifest["family"] in known, f"family must be one of {tuple(known)}")
+    if manifest["family"] in known:
+        expected = known[manifest["family"]].task
+        need(manifest["task"] == expected,
+             f"task must be {expected!r}, the task of family {manifest['family']!r}")
+    training = manifest["training"]
+    need(isinstance(training.get("command"), str) and training["command"].strip(),
+         "training.command must be the command that trains the model")
+    data = training.get("data")
+    need(isinstance(data, list) and data and all(
+        isinstance(d, dict) and isinstance(d.get("source"), str)
+        and isinstance(d.get("licence"), str) for d in data),
+        "training.data must list every source with its licence")
+    if problems:
+        raise ValueError(f"{source}: " + "; ".join(problems))
+    return manifest
+
+
 def _load(directory=None):
     """Manifests and names of a directory, re-read when any of its files changes."""
     directory = pathlib.Path(directory or manifest_directory())
@@ -150,7 +211,7 @@ def find_release(directory_name):
     """The manifest whose original release unpacks to a directory of this name
     (the zip's name without `.zip`), or None."""
     for manifest in list_manifests().values():
-        url = manifest["original"].get("url") or ""
+        url = manifest.get("original", {}).get("url") or ""
         stem = url.rsplit("/", 1)[-1]
         if stem.endswith(".zip") and stem[:-4] == directory_name:
             return manifest

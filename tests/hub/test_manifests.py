@@ -11,7 +11,7 @@ REQUIRED = [
     "roformer-sim", "roformer-sim-small", "roformer-sim-ft", "roformer-sim-ft-small",
     "simbert", "simbert-small", "simbert-tiny", "roformer-char-base", "roformer-char-small",
     "roformer-base", "roformer-v2-small", "roformer-v2-base", "roformer-v2-large",
-    "gau-alpha", "bert-base-chinese", "cpm-lm",
+    "gau-alpha", "bert-base-chinese", "cpm-lm", "roformer-sim-mini",
 ]
 
 
@@ -27,6 +27,8 @@ SAMPLING_OF_FAMILY = {"simbert": {"topk": 5}, "roformer-sim": {"topp": 0.95}}
 HEX40 = re.compile(r"[0-9a-f]{40}")
 HEX64 = re.compile(r"[0-9a-f]{64}")
 MANIFESTS = manifests.list_manifests()
+HUB_MANIFESTS = sorted(name for name, m in MANIFESTS.items() if not manifests.is_bundled(m))
+BUNDLED = sorted(name for name, m in MANIFESTS.items() if manifests.is_bundled(m))
 
 
 def test_the_required_manifests_exist_and_the_directory_matches():
@@ -36,7 +38,7 @@ def test_the_required_manifests_exist_and_the_directory_matches():
     assert all(name == manifest["name"] for name, manifest in MANIFESTS.items())
 
 
-@pytest.mark.parametrize("name", sorted(MANIFESTS))
+@pytest.mark.parametrize("name", HUB_MANIFESTS)
 def test_manifest_properties(name):
     manifest = MANIFESTS[name]
     assert re.fullmatch(r"[a-z0-9][a-z0-9.-]*", name)
@@ -134,6 +136,43 @@ def test_schema_names_each_problem(change, message):
         manifests.validate_manifest(manifest)
 
 
+@pytest.mark.parametrize("name", BUNDLED)
+def test_a_bundled_manifest_names_its_preset_training_and_scores(name):
+    manifest = MANIFESTS[name]
+    assert BUNDLED == ["roformer-sim-mini"]
+    preset = manifests.bundled_preset(manifest)
+    for file in ("config.json", "model.weights.h5", "assets/tokenizer/vocab.txt"):
+        assert (preset / file).is_file(), file
+    assert (preset / "model.weights.h5").stat().st_size <= 20e6  # the size the issue allows
+    assert manifest["family"] == "roformer-sim" and manifest["task"] == "similarity"
+    training = manifest["training"]
+    assert "tools/train_mini.sh" in training["command"]
+    assert all(entry["licence"].strip() for entry in training["data"])
+    assert not any("OCNLI" in entry["source"] or ".test.data" in entry["source"]
+                   for entry in training["data"])
+    spearman = manifest["scores"]["spearman"]
+    assert set(spearman) == {"ATEC", "BQ", "LCQMC", "PAWSX", "STS-B", "average"}
+    average = sum(spearman[s] for s in spearman if s != "average") / 5
+    assert abs(average - spearman["average"]) < 1e-3
+
+
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        (lambda m: m.update(hub={}), "unknown keys"),
+        (lambda m: m["training"].update(data=[{"source": "x"}]), "licence"),
+        (lambda m: m["training"].pop("command"), "training.command"),
+        (lambda m: m.update(preset="../elsewhere"), "preset must be"),
+        (lambda m: m.pop("scores"), "'scores' must be a dict"),
+    ],
+)
+def test_bundled_schema_names_each_problem(change, message):
+    manifest = json.loads(json.dumps(manifests.find_manifest("roformer-sim-mini")))
+    change(manifest)
+    with pytest.raises(ValueError, match=message):
+        manifests.validate_manifest(manifest)
+
+
 def test_a_bad_manifest_directory_is_reported(tmp_path, monkeypatch):
     (tmp_path / "broken.json").write_text("{")
     monkeypatch.setenv("KERASFORMER_CHECKPOINTS", str(tmp_path))
@@ -147,3 +186,4 @@ def test_list_prints_every_manifest(capsys):
     for name in REQUIRED:
         assert name in out
     assert "main (unpinned)" in out and "490fc08" in out
+    assert "(bundled: no download)" in out
