@@ -141,6 +141,26 @@ class ForwardContext:
     cache_update_index: object = None
 
 
+def transformer_of(model):
+    """The `Transformer` whose outputs `model` returns: a `TransformerModel`, or a
+    functional model cut from one's tensors (bert4keras scripts'
+    `Model(bert.inputs, bert.outputs[1])`); None for any other model."""
+    if isinstance(model, TransformerModel):
+        return model.transformer
+    inputs, outputs = getattr(model, "inputs", None), getattr(model, "outputs", None)
+    owners = {id(getattr(tensor, OWNER, None)) for tensor in outputs or ()}
+    transformer = getattr(outputs[0], OWNER, None) if outputs else None
+    if transformer is None or len(owners) != 1 or len(inputs) != len(transformer.inputs) \
+            or not all(a is b for a, b in zip(inputs, transformer.inputs)):
+        return None
+    return transformer
+
+
+# The attribute of a built Transformer's output tensors that names it (they outlive the
+# TransformerModel when a script keeps only a model cut from them).
+OWNER = "_kerasformer_transformer"
+
+
 @keras.saving.register_keras_serializable(package="kerasformer")
 class TransformerModel(keras.Model):
     """The functional Keras model of a `Transformer`, which owns its config.
@@ -554,6 +574,8 @@ class Transformer:
             self.inputs = list(inputs.values())
             self.outputs = outputs if isinstance(outputs, list) else [outputs]
             self.model = TransformerModel(self, self.inputs, outputs)
+            for tensor in self.outputs:
+                setattr(tensor, OWNER, self)
         return self.model
 
     # ------------------------------------------------------------ distribution

@@ -1,9 +1,12 @@
 """Keras layers shared by the model families (all registered for `.keras` saving)."""
 from kerasformer.layers.activations import gelu_tanh, get_activation
 from kerasformer.layers.attention import MultiHeadAttention, attention_normalize
+from kerasformer.layers.crf import ConditionalRandomField
 from kerasformer.layers.embeddings import PositionEmbedding, TokenEmbedding
 from kerasformer.layers.feedforward import FeedForward
 from kerasformer.layers.gau import GatedAttentionUnit
+from kerasformer.layers.global_pointer import EfficientGlobalPointer, GlobalPointer
+from kerasformer.layers.loss import Loss
 from kerasformer.layers.masks import (
     MaskedAdd,
     AttentionMask,
@@ -19,3 +22,4 @@ from kerasformer.layers.rotary import (
     apply_rotary_position_embeddings,
     sinusoidal_embeddings,
 )
+from kerasformer.layers.sequence import Concatenate1D, align, sequence_masking

@@ -63,6 +63,19 @@ def get_activation(identifier):
     return name
 
 
+def set_gelu(version):
+    """What the name "gelu" means for every kerasformer layer built afterwards in
+    this process: "erf" (the default, exact GELU) or "tanh" (the approximation).
+    bert4keras' `set_gelu`; process-wide, as there."""
+    version = str(version).lower()
+    if version not in ("erf", "tanh"):
+        raise ValueError(f"gelu version must be 'erf' or 'tanh', got {version!r}")
+    if version == "tanh":
+        _ALIASES["gelu"] = gelu_tanh
+    else:
+        _ALIASES.pop("gelu", None)
+
+
 def serialize_activation(activation):
     """Config form of an activation argument (a name, callable, or list of them)."""
     if isinstance(activation, (list, tuple)):

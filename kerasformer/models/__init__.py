@@ -13,5 +13,7 @@ from kerasformer.models.builder import build_transformer_model
 from kerasformer.models.masked_lm import MaskedLanguageModel
 from kerasformer.models.similarity import SimilarityModel
 
+GAU_alpha = GAUAlpha  # the class name in ZhuiyiTechnology/GAU-alpha's models.py
+
 # The task classes by the names families and presets use.
 TASK_CLASSES = {task.task: task for task in (SimilarityModel, MaskedLanguageModel)}
