@@ -253,7 +253,9 @@ class _LastToken:
         return self.model.inputs
 
     def predict(self, inputs, **kwargs):
-        outputs = self.model(inputs, training=False)
+        # one compiled call per input shape: eager op-by-op dispatch compiles every
+        # operation anew for each sequence length on JAX, which is far slower
+        outputs = self.model.predict_on_batch(inputs)
         if isinstance(outputs, (list, tuple)):
             last = [ops.convert_to_numpy(o)[:, -1] for o in outputs]
         else:

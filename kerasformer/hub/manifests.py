@@ -71,14 +71,7 @@ def validate_manifest(manifest, source="manifest"):
     if problems:
         raise ValueError(f"{source}: " + "; ".join(problems))
 
-    need(re.fullmatch(r"[a-z0-9][a-z0-9.-]*", manifest["name"]) is not None,
-         "name must be lower-case letters, digits, '-' and '.'")
-    need(all(isinstance(a, str) and a for a in manifest["aliases"]), "aliases must be strings")
-    known = families.families()
-    need(manifest["family"] in known, f"family must be one of {tuple(known)}")
-    if manifest["family"] in known:
-        expected = known[manifest["family"]].task
-        need(manifest["task"] == expected, f"task must be {expected!r}, the task of family {manifest['family']!r}")
+    _check_identity(manifest, need)
 
     hub = manifest["hub"]
     need(isinstance(hub.get("repo_id"), str) and hub["repo_id"].count("/") == 1,
@@ -125,6 +118,19 @@ def validate_manifest(manifest, source="manifest"):
     return manifest
 
 
+def _check_identity(manifest, need):
+    """Name, aliases, family and task: what every kind of manifest has."""
+    need(re.fullmatch(r"[a-z0-9][a-z0-9.-]*", manifest["name"]) is not None,
+         "name must be lower-case letters, digits, '-' and '.'")
+    need(all(isinstance(a, str) and a for a in manifest["aliases"]), "aliases must be strings")
+    known = families.families()
+    need(manifest["family"] in known, f"family must be one of {tuple(known)}")
+    if manifest["family"] in known:
+        expected = known[manifest["family"]].task
+        need(manifest["task"] == expected,
+             f"task must be {expected!r}, the task of family {manifest['family']!r}")
+
+
 def _validate_bundled(manifest, source):
     problems = []
 
@@ -141,17 +147,9 @@ def _validate_bundled(manifest, source):
                       "not Hub files)")
     if problems:
         raise ValueError(f"{source}: " + "; ".join(problems))
-    need(re.fullmatch(r"[a-z0-9][a-z0-9.-]*", manifest["name"]) is not None,
-         "name must be lower-case letters, digits, '-' and '.'")
+    _check_identity(manifest, need)
     need(re.fullmatch(r"[a-z0-9][a-z0-9.-]*", manifest["preset"]) is not None,
          "preset must be the name of a directory in kerasformer/bundled")
-    need(all(isinstance(a, str) and a for a in manifest["aliases"]), "aliases must be strings")
-    known = families.families()
-    need(manifest["family"] in known, f"family must be one of {tuple(known)}")
-    if manifest["family"] in known:
-        expected = known[manifest["family"]].task
-        need(manifest["task"] == expected,
-             f"task must be {expected!r}, the task of family {manifest['family']!r}")
     training = manifest["training"]
     need(isinstance(training.get("command"), str) and training["command"].strip(),
          "training.command must be the command that trains the model")
