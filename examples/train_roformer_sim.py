@@ -15,6 +15,7 @@ repeatable; the files are drawn from in turn. Objectives (bert4keras-spec.md §3
   stage2      RoFormer-Sim stage 2: seq2seq + distillation of --teacher's similarities
   supervised  RoFormer-Sim-FT: [a, b, |a-b|] -> 5 classes (binary pairs vs NLI labels)
   cosent      CoSENT on scored pairs
+  cosent_seq2seq  CoSENT on scored pairs + seq2seq on their positives (keeps generating)
 
 From scratch (--size tiny|small|base, or --config JSON), the vocabulary is --vocab or
 one built from the pairs' characters. `--grad-accum K` runs each batch in K
@@ -41,7 +42,7 @@ from kerasformer import families  # noqa: E402  (light: Keras is imported later)
 
 # Defaults of the recipes when fine-tuning a trained model (the original scripts).
 RECIPE_LEARNING_RATES = {"simbert": 1e-5, "stage1": 1e-5, "stage2": 1e-5,
-                         "supervised": 2e-5, "cosent": 2e-5}
+                         "supervised": 2e-5, "cosent": 2e-5, "cosent_seq2seq": 2e-5}
 SCRATCH_LEARNING_RATE = 5e-4
 
 
@@ -67,7 +68,7 @@ def parse_arguments(argv=None):
     parser.add_argument("--vocab-size", type=int, default=12000,
                         help="cap of a vocabulary built from the pairs")
     parser.add_argument("--objective", choices=("simbert", "stage1", "stage2", "supervised",
-                                                "cosent"), default="stage1")
+                                                "cosent", "cosent_seq2seq"), default="stage1")
     parser.add_argument("--teacher", metavar="NAME_OR_DIR", help="stage2: the teacher model")
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=64, help="rows (2 per pair)")

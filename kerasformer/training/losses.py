@@ -26,13 +26,17 @@ def in_batch_contrastive(vectors, scale=30.0):
         paired_labels(batch_size), similarities, from_logits=True)
 
 
-def seq2seq_cross_entropy(token_ids, segment_ids, predictions, from_logits=False):
+def seq2seq_cross_entropy(token_ids, segment_ids, predictions, from_logits=False,
+                          row_weights=None):
     """UniLM's loss per row: token t+1 predicted at position t, counted where
     segment_ids[t+1] is 1 (the target segment). Rows are divided by the batch's mean
     target length, so the mean over rows (Keras' reduction) is bert4keras' masked mean
-    over all target tokens of the batch."""
+    over all target tokens of the batch. `row_weights` (one 0/1 per row) leaves rows
+    out of both the sum and the mean length."""
     targets = token_ids[:, 1:]
     mask = ops.cast(segment_ids[:, 1:], "float32")
+    if row_weights is not None:
+        mask = mask * ops.cast(ops.reshape(row_weights, (-1, 1)), "float32")
     losses = keras.losses.sparse_categorical_crossentropy(
         targets, ops.cast(predictions[:, :-1], "float32"), from_logits=from_logits)
     return ops.sum(losses * mask, axis=1) / ops.maximum(ops.mean(ops.sum(mask, axis=1)), 1e-7)

@@ -8,9 +8,18 @@ and the batches each objective needs (bert4keras-spec.md §3.9–3.10).
 | `stage2` (RoFormer-Sim) | as stage 1 | seq2seq CE + `100 · mean((VₛVₛᵀ − VₜVₜᵀ)²)` against a teacher's vectors |
 | `supervised` (RoFormer-Sim-FT) | encoder + linear pooler, dropout 0.2 | 5-class CE on `[a, b, |a − b|]`, binary pairs vs NLI labels masked apart |
 | `cosent` | encoder + linear pooler | CoSENT ranking loss on scored pairs, scale 20 |
+| `cosent_seq2seq` | UniLM + linear pooler, MLM logits | CoSENT on the sources' vectors + seq2seq CE on the positive pairs only |
+
+`cosent_seq2seq` is this project's: CoSENT alone leaves the generator untrained and,
+sharing every weight with the encoder, degrades it; keeping the seq2seq loss on a
+batch's positive pairs fine-tunes the vectors on scored pairs while the model still
+paraphrases. A source's pooled vector sees the source alone (the UniLM mask keeps
+segment 0 blind to segment 1), so row `a→b` carries `a`'s vector as encoding `a`
+would.
 
 Batches hold adjacent rows: `a→b`, `b→a` for the generative objectives; `a`, `b`
-encoded alone for the encoder-only ones. `SimilarityTraining` wraps the network in
+encoded alone for the encoder-only ones. CoSENT batches come from one source file
+each: a 0–5 score and a 0/1 label do not compare. `SimilarityTraining` wraps the network in
 `MicroBatched` for `micro_batches > 1`, so the similarity losses keep the negatives
 of the whole batch (`--grad-accum` of the training example).
 
@@ -73,6 +82,8 @@ OBJECTIVES = {
         Objective("supervised", False, "classification", dropout_rate=0.2,
                   cut=lambda maxlen: maxlen * 1.2),
         Objective("cosent", False, "cosent", scale=20.0, cut=lambda maxlen: maxlen * 1.2),
+        Objective("cosent_seq2seq", True, "cosent", scale=20.0,
+                  cut=lambda maxlen: maxlen * 1.2),
     )
 }
 
@@ -89,7 +100,8 @@ class SimilarityTraining(keras.Model):
     """The network of a similarity model with an objective's losses, for `fit`.
 
     Inputs are dicts of `token_ids`, `segment_ids` (and `teacher_vectors` for
-    `stage2`); targets are the row labels of `supervised` / `cosent` (zeros
+    `stage2`, `seq2seq_weights` — 1 for the rows of positive pairs — for
+    `cosent_seq2seq`); targets are the row labels of `supervised` / `cosent` (zeros
     otherwise). Logged: `loss`, `similarity_loss` and, for generative objectives,
     `seq2seq_loss`.
 
@@ -157,7 +169,8 @@ class SimilarityTraining(keras.Model):
         terms = {}
         if self.objective.generative:
             terms["seq2seq_loss"] = ops.mean(losses.seq2seq_cross_entropy(
-                x["token_ids"], x["segment_ids"], y_pred["mlm"], from_logits=self.from_logits))
+                x["token_ids"], x["segment_ids"], y_pred["mlm"], from_logits=self.from_logits,
+                row_weights=x.get("seq2seq_weights")))
         kind, vectors = self.objective.similarity, y_pred["vectors"]
         if kind == "contrastive":
             similarity = ops.mean(losses.in_batch_contrastive(vectors, self.scale))
@@ -236,8 +249,10 @@ def similarity_batches(sources, tokenizer, objective, batch_size, maxlen=64, see
 
     Yields:
         `(inputs, labels)`: a dict of int32 `token_ids`, `segment_ids` (padded to a
-        multiple of 16) and, for stage 2, float32 `teacher_vectors`; float32 row
-        labels (class ids for `supervised`, scores for `cosent`, zeros otherwise).
+        multiple of 16) and, for stage 2, float32 `teacher_vectors`, for
+        `cosent_seq2seq` float32 `seq2seq_weights` (1 for the rows of positive
+        pairs); float32 row labels (class ids for `supervised`, scores for the
+        CoSENT objectives, zeros otherwise).
     """
     objective = get_objective(objective)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 2 \
@@ -252,9 +267,9 @@ def similarity_batches(sources, tokenizer, objective, batch_size, maxlen=64, see
     pairs = _pair_stream(sources, objective, rng, threshold, shuffle_buffer, pairs_per_turn)
     cut = objective.cut(maxlen)
     while True:
-        rows, labels, texts = [], [], []
+        rows, labels, texts, positives = [], [], [], []
         while len(rows) < batch_size:
-            first, second, label = next(pairs)
+            first, second, label, positive = next(pairs)
             first, second = _first_piece(first, cut), _first_piece(second, cut)
             if objective.generative:
                 for source, target in ((first, second), (second, first)):
@@ -266,14 +281,17 @@ def similarity_batches(sources, tokenizer, objective, batch_size, maxlen=64, see
                     token_ids = tokenizer.encode(text, maxlen=maxlen)[0]
                     rows.append((token_ids, [0] * len(token_ids)))
             labels.extend([label, label])
+            positives.extend([positive, positive])
         inputs = _pad(rows)
         if teacher is not None and objective.similarity == "distillation":
             inputs["teacher_vectors"] = teacher.encode(texts).astype(np.float32)
+        if objective.generative and objective.similarity == "cosent":
+            inputs["seq2seq_weights"] = np.asarray(positives, np.float32)
         yield inputs, np.asarray(labels, np.float32)
 
 
 def _pair_stream(sources, objective, rng, threshold, shuffle_buffer, pairs_per_turn=1):
-    """Endless `(text_a, text_b, label)` triples, the sources drawn from in turn,
+    """Endless `(text_a, text_b, label, positive)`, the sources drawn from in turn,
     `pairs_per_turn` at a time."""
     if isinstance(sources, (str, bytes)) or not sources:
         raise ValueError("sources must be a non-empty list of record lists (one per file)")
@@ -286,9 +304,10 @@ def _pair_stream(sources, objective, rng, threshold, shuffle_buffer, pairs_per_t
                 if isinstance(record, Group):
                     first, second = rng.choice(len(record.texts), 2, replace=False)
                     yield (record.texts[first], record.texts[second],
-                           _label(1.0, objective, limit))
+                           _label(1.0, objective, limit), True)
                 else:
-                    yield record.text_a, record.text_b, _label(record.label, objective, limit)
+                    yield (record.text_a, record.text_b, _label(record.label, objective, limit),
+                           _is_positive(record.label, limit))
 
 
 def _records_forever(source, index, objective, rng, threshold, shuffle_buffer):
@@ -301,8 +320,9 @@ def _records_forever(source, index, objective, rng, threshold, shuffle_buffer):
     def nothing_usable():
         return ValueError(
             f"source {index} has no usable records for the {objective.name} objective"
-            + (" (generative objectives train on positive pairs and groups only)"
-               if objective.generative else " (it needs labelled pairs)"))
+            + (" (it needs labelled pairs)" if objective.similarity == "cosent"
+               or not objective.generative
+               else " (generative objectives train on positive pairs and groups only)"))
 
     if callable(source):
         limit = 0.5 if threshold is None else threshold
@@ -330,12 +350,17 @@ def _default_threshold(records):
     return label_cut([r.label for r in records if isinstance(getattr(r, "label", None), float)])
 
 
+def _is_positive(label, threshold):
+    """A paraphrase to generate: unlabelled pairs are positives."""
+    return label is None or label == "entailment" or isinstance(label, float) and label > threshold
+
+
 def _label(label, objective, threshold):
     """The training label of a pair's label for the objective, or None to skip it."""
-    if objective.generative:
-        positive = (label is None or label == "entailment"
-                    or isinstance(label, float) and label > threshold)
-        return 0.0 if positive else None
+    if objective.similarity == "cosent" and objective.generative and label is None:
+        return 1.0  # a set of positives alone: nothing to rank, only paraphrases to learn
+    if objective.generative and objective.similarity != "cosent":
+        return 0.0 if _is_positive(label, threshold) else None
     if label is None:
         return None
     if objective.similarity == "classification":

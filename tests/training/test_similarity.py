@@ -129,6 +129,46 @@ def test_cosent_formula():
     np.testing.assert_allclose(float(losses.cosent(VECTORS, scores)), expected, rtol=1e-5)
 
 
+def test_seq2seq_cross_entropy_row_weights_formula():
+    """Weighted rows: a masked mean over the target tokens of the rows weighted 1."""
+    rng = np.random.default_rng(5)
+    token_ids = rng.integers(1, 7, size=(4, 6)).astype("int32")
+    segment_ids = np.array([[0, 0, 1, 1, 1, 0], [0, 0, 0, 1, 1, 1],
+                            [0, 1, 1, 1, 1, 1], [0, 0, 1, 1, 0, 0]], "int32")
+    logits = rng.normal(size=(4, 6, 7)).astype("float32")
+    weights = np.array([1, 0, 1, 0], "float32")
+    token_losses = -log_softmax(logits[:, :-1], axis=-1)
+    token_losses = np.take_along_axis(token_losses, token_ids[:, 1:, None], -1)[..., 0]
+    mask = segment_ids[:, 1:] * weights[:, None]
+    expected = np.sum(token_losses * mask) / np.sum(mask)
+    actual = np.mean(keras.ops.convert_to_numpy(losses.seq2seq_cross_entropy(
+        token_ids, segment_ids, logits, from_logits=True, row_weights=weights)))
+    np.testing.assert_allclose(actual, expected, rtol=1e-5)
+
+
+def test_cosent_seq2seq_is_cosent_plus_the_positives_seq2seq():
+    """The joint objective's terms on the fixture model: CoSENT of the sources' pooled
+    vectors and the seq2seq loss of the positive rows alone, both from the formulas."""
+    case = CASES["stage1"]
+    trainer = SimilarityTraining(transformer(case, with_mlm="linear"), "cosent_seq2seq")
+    tokens = np.array(case["token_ids"], "int32")
+    segments = np.array(case["segment_ids"], "int32")
+    scores = np.repeat(np.arange(len(tokens) // 2, dtype="float32"), 2)
+    weights = (scores > 0).astype("float32")
+    inputs = {"token_ids": tokens, "segment_ids": segments, "seq2seq_weights": weights}
+    outputs = trainer(inputs)
+    terms = trainer.loss_terms(inputs, scores, outputs)
+    vectors = keras.ops.convert_to_numpy(outputs["vectors"])
+    np.testing.assert_allclose(float(terms["similarity_loss"]),
+                               float(losses.cosent(vectors, scores)), rtol=1e-5)
+    logits = keras.ops.convert_to_numpy(outputs["mlm"]).astype("float64")
+    token_losses = -log_softmax(logits[:, :-1], axis=-1)
+    token_losses = np.take_along_axis(token_losses, tokens[:, 1:, None], -1)[..., 0]
+    mask = segments[:, 1:] * weights[:, None]
+    np.testing.assert_allclose(float(terms["seq2seq_loss"]),
+                               np.sum(token_losses * mask) / np.sum(mask), rtol=1e-4)
+
+
 # ---------------------------------------------------------------------- batches
 
 
@@ -196,6 +236,18 @@ def test_cosent_batches_each_come_from_one_set():
         _, labels = next(batches)
         assert set(labels.tolist()) <= set(map(float, expected))
         assert labels.max() > 1 or expected == [0, 1]
+
+
+def test_cosent_seq2seq_batches_generate_the_positives_and_rank_every_pair():
+    scored = [Pair(f"句子{i}", f"句子{i}好", float(i % 6)) for i in range(12)]
+    unlabelled = [Pair(f"问题{i}", f"问题{i}吗", None) for i in range(4)]
+    batches = similarity_batches([scored, unlabelled], tokenizer(), "cosent_seq2seq", 8,
+                                 maxlen=16)
+    batch, labels = next(batches)
+    assert batch["seq2seq_weights"].tolist() == (labels > 2.5).astype("float32").tolist()
+    assert (batch["segment_ids"] == 1).any(axis=1).all()  # every row is source -> target
+    batch, labels = next(batches)  # positives alone: nothing to rank, all to generate
+    assert labels.tolist() == [1.0] * 8 and batch["seq2seq_weights"].tolist() == [1.0] * 8
 
 
 def test_a_loaded_task_trains_through_a_copy_and_takes_the_weights_back():
