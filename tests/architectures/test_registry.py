@@ -98,8 +98,9 @@ def test_a_registered_architecture_loads_through_every_entry_point(toy, tmp_path
 def test_names_are_checked():
     with pytest.raises(ValueError, match="did you mean 'roformer'"):
         architectures.get("roformre")
-    with pytest.raises(ValueError, match="does not build yet"):
-        architectures.get("gpt2_ml")
+    for name in ("gpt2_ml", "t5.1.1_encoder", "mt5.1.1_decoder"):  # every bert4keras name
+        with pytest.raises(ValueError, match="does not build yet"):
+            architectures.get(name)
 
     class Clash(BERT):
         architecture = "bert"
