@@ -19,7 +19,8 @@ against outputs of the original, written by tools/make_snippets_fixtures.py).
 
 Where Keras 3 needs something else than tf.keras 2, the behaviour changes as little as
 possible, and the docstring says so: `DataGenerator.forfit` turns lists into tuples
-(TensorFlow's Keras 3 refuses lists from a generator), `fortest` yields `(inputs,)`
+(TensorFlow's Keras 3 refuses lists from a generator) and float arrays into `floatx`
+(as Keras 2's placeholders did), `fortest` yields `(inputs,)`
 (Keras 3 reads a tuple as `(inputs, targets)`), and `to_dataset` returns a
 `keras.utils.PyDataset`, or a `tf.data.Dataset` on the TensorFlow backend. Where
 bert4keras fails on Python 3 (`strQ2B`) or hangs (a worker of `parallel_apply` that
@@ -30,8 +31,8 @@ importing it raises an ImportError that says what to use instead. `uniout` exist
 so that `from bert4keras.snippets import uniout`, a Python 2 printing fix that does
 nothing on Python 3, keeps working.
 
-Importing this module does not import Keras: only `DataGenerator.to_dataset` and
-`AutoRegressiveDecoder` need it.
+Importing this module does not import Keras: only `DataGenerator.forfit` (and
+`fortest`), `to_dataset` and `AutoRegressiveDecoder` need it.
 """
 import builtins
 import functools
@@ -346,7 +347,11 @@ class DataGenerator:
 
         Give `fit` `steps_per_epoch=len(generator)`. Lists in a batch are yielded as
         tuples: Keras 3 reads a generator's tuples and lists alike, except on TensorFlow,
-        which refuses lists.
+        which refuses lists. Float arrays of another precision than `floatx` (float64
+        labels from `np.zeros` and `sequence_padding`) are yielded as `floatx`, as Keras 3
+        casts arrays given to `fit` directly and Keras 2 fed them into float32
+        placeholders: from a generator Keras 3 passes them on uncast, and on TensorFlow
+        a metric such as `K.sum(y_true * y_pred)` then fails on float64 × float32.
 
         On the TensorFlow backend Keras 3 fixes every dimension but the batch one from the
         first two batches: if those have equal sequence lengths, a later batch of another
@@ -357,6 +362,14 @@ class DataGenerator:
         Raises:
             ValueError: If a pass yields no batch (the loop would never end).
         """
+        import keras
+
+        floatx = keras.config.floatx()
+        for batch in self._endless(random):
+            yield _floats_as(batch, floatx)
+
+    def _endless(self, random):
+        """The batches of `__iter__(random)` without end, every list made a tuple."""
         while True:
             empty = True
             for batch in self.__iter__(random):
@@ -381,8 +394,9 @@ class DataGenerator:
         Here `__iter__` yields single samples, not batches: each a nest (lists, tuples)
         of arrays or lists, matched by `types` (a dtype such as "float32" at every leaf)
         and `shapes` (the shape of one sample at every leaf, None for a length that
-        varies). Samples come from `forfit()`, in random order and without end, so
-        batches run across passes; give `fit` `steps_per_epoch=len(generator)`.
+        varies). Samples come in random order and without end, as `forfit()` yields them
+        (but each leaf cast to its declared type, not to floatx), so batches run across
+        passes; give `fit` `steps_per_epoch=len(generator)`.
 
         Without `padded_batch` the samples of a batch must have one shape; with it, every
         leaf is padded with 0 at the end, each None dimension to the batch's longest
@@ -408,14 +422,16 @@ class DataGenerator:
         """
         import keras
 
+        # Samples as they come (lists made tuples): each leaf is cast to its declared type.
         if names is None:
-            samples = self.forfit
+            def samples():
+                return self._endless(True)
         else:
             with_names = _name_wrapper(names)
             types, shapes = with_names(types), with_names(shapes)
 
             def samples():
-                return (with_names(sample) for sample in self.forfit())
+                return (with_names(sample) for sample in self._endless(True))
 
         dtypes = [np.dtype(keras.backend.standardize_dtype(t)) for t in _leaves(types, types)]
         sample_shapes = [tuple(shape) for shape in _leaves(types, shapes)]
@@ -448,6 +464,17 @@ def _lists_to_tuples(batch):
         return tuple(_lists_to_tuples(part) for part in batch)
     if isinstance(batch, dict):
         return {key: _lists_to_tuples(value) for key, value in batch.items()}
+    return batch
+
+
+def _floats_as(batch, floatx):
+    """`batch` (tuples and dicts of arrays) with every numpy float array made `floatx`."""
+    if isinstance(batch, tuple):
+        return tuple(_floats_as(part, floatx) for part in batch)
+    if isinstance(batch, dict):
+        return {key: _floats_as(value, floatx) for key, value in batch.items()}
+    if isinstance(batch, np.ndarray) and np.issubdtype(batch.dtype, np.floating):
+        return batch.astype(floatx, copy=False)
     return batch
 
 

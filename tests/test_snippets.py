@@ -424,6 +424,47 @@ def test_forfit_with_none_targets_trains_on_the_model_loss():
     assert np.isfinite(history.history["loss"]).all()
 
 
+class FloatLabels(DataGenerator):
+    """Padded token ids with float64 labels, as `np.zeros` and `sequence_padding` make them
+    (the GlobalPointer recipe's `(batch, heads, length, length)` labels)."""
+
+    def __iter__(self, random=False):
+        token_ids, labels = [], []
+        for is_end, ids in self.sample(random):
+            token_ids.append(ids)
+            labels.append(np.zeros((len(ids), 2)))
+            if len(token_ids) == self.batch_size or is_end:
+                yield sequence_padding(token_ids), sequence_padding(labels)
+                token_ids, labels = [], []
+
+
+def test_forfit_yields_float_arrays_as_floatx():
+    token_ids, labels = next(FloatLabels([[1, 2], [3]], 2).forfit())
+    assert token_ids.dtype == np.int64 and labels.dtype == np.float32
+
+
+@pytest.mark.backends
+@IGNORE_SHUFFLE_WARNING
+def test_forfit_float64_targets_meet_float32_predictions_in_a_metric():
+    # Keras 3 hands a generator's targets to metrics uncast; on TensorFlow a float64
+    # y_true times a float32 y_pred fails (Keras 2's placeholders were float32).
+    import keras
+
+    from kerasformer.backend import K
+
+    def f1_score(y_true, y_pred):
+        y_pred = K.cast(K.greater(y_pred, 0), K.floatx())
+        return 2 * K.sum(y_true * y_pred) / K.sum(y_true + y_pred)
+
+    token_ids = keras.Input((None,))
+    scores = keras.layers.Dense(2)(keras.layers.Embedding(10, 4)(token_ids))
+    model = keras.Model(token_ids, scores)
+    model.compile(optimizer="sgd", loss="mse", metrics=[f1_score])
+    train = FloatLabels([[1, 2], [3], [4, 5, 6], [7]], 2)
+    history = model.fit(train.forfit(), steps_per_epoch=len(train), epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+
+
 def first_batch(dataset):
     """The first batch of what `to_dataset` returned, as numpy arrays."""
     import keras

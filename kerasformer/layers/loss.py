@@ -18,6 +18,10 @@ the segment ids of a UniLM model, several outputs at once — by subclassing `Lo
 In Keras 3 the loss is registered with `Layer.add_loss` from `call`; `Model.compute_loss`
 adds every such loss to the total, under `fit` / `evaluate` and on every backend, with
 or without `jit_compile`.
+
+Integer inputs (token and segment ids) reach `compute_loss` as floats, as in bert4keras,
+whose models take float32 ids: its losses multiply by them (`loss * y_mask`), which
+TensorFlow refuses for an int32 tensor. The layer's outputs are its inputs unchanged.
 """
 import keras
 from keras import ops
@@ -33,7 +37,8 @@ class Loss(keras.layers.Layer):
         **kwargs: base layer arguments.
 
     Call arguments:
-        inputs: a tensor or a list of tensors, passed to `compute_loss`.
+        inputs: a tensor or a list of tensors, passed to `compute_loss` (integer ones
+            cast to floatx).
         mask: their Keras masks (a list matching `inputs`), when any has one.
 
     Returns:
@@ -62,7 +67,7 @@ class Loss(keras.layers.Layer):
         return values[self.output_axis]
 
     def call(self, inputs, mask=None):
-        loss = ops.cast(self.compute_loss(inputs, mask), "float32")
+        loss = ops.cast(self.compute_loss(_ids_as_floats(inputs), mask), "float32")
         if len(loss.shape):
             loss = ops.mean(loss)
         self.add_loss(loss)
@@ -83,3 +88,14 @@ class Loss(keras.layers.Layer):
         config = super().get_config()
         config.update({"output_axis": self.output_axis})
         return config
+
+
+def _ids_as_floats(inputs):
+    """`inputs` with every integer tensor cast to floatx."""
+    def as_float(x):
+        dtype = getattr(x, "dtype", None)
+        if dtype is not None and "int" in keras.backend.standardize_dtype(dtype):
+            return ops.cast(x, keras.config.floatx())
+        return x
+
+    return keras.tree.map_structure(as_float, inputs)

@@ -224,6 +224,34 @@ def test_loss_layer_trains_with_compile_without_loss():
     assert to_numpy(model.predict(data, verbose=0)).shape == (16, 4, 1)
 
 
+class Seq2SeqCrossEntropy(Loss):
+    """bert4keras' UniLM loss (task_seq2seq_autotitle.py): the segment ids, int32 here
+    and float32 in bert4keras, multiply the loss as they are."""
+
+    def compute_loss(self, inputs, mask=None):
+        y_true, y_mask, y_pred = inputs
+        loss = K.sparse_categorical_crossentropy(y_true[:, 1:], y_pred[:, :-1])
+        return K.sum(loss * y_mask[:, 1:]) / K.sum(y_mask[:, 1:])
+
+
+@pytest.mark.backends
+def test_loss_layer_gives_integer_ids_to_compute_loss_as_floats():
+    # TensorFlow refuses float32 * int32: without the cast this loss fails there.
+    token_ids = keras.Input((None,), dtype="int32")
+    segment_ids = keras.Input((None,), dtype="int32")
+    probas = keras.layers.Dense(6, activation="softmax")(keras.layers.Embedding(6, 4)(token_ids))
+    output = Seq2SeqCrossEntropy(output_axis=2)([token_ids, segment_ids, probas])
+    model = keras.Model([token_ids, segment_ids], output)
+    model.compile(keras.optimizers.SGD(0.1))
+    ids = np.array([[1, 2, 3, 4, 5]] * 4, "int32")
+    segments = np.array([[0, 0, 1, 1, 1]] * 4, "int32")
+    history = model.fit([ids, segments], None, batch_size=4, epochs=2, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    # The layer's outputs are its inputs, integer ones not cast.
+    selected = Seq2SeqCrossEntropy(output_axis=[0, 1])([ids, segments, np.ones((4, 5, 6))])
+    assert [keras.backend.standardize_dtype(x.dtype) for x in selected] == ["int32", "int32"]
+
+
 @pytest.mark.backends
 def test_crf_trains_with_fit_and_the_transitions_learn():
     """bert4keras' NER recipe; batches of varying length as from a DataGenerator (on
