@@ -15,21 +15,25 @@ This class runs such scripts unchanged, with bert4keras' algorithms step by step
 numpy (every step recomputes the whole sequence, as there).
 
 When `predict` is the standard call above — one `last_token(model)` call on a model
-cut from a kerasformer transformer, with the inputs and output ids concatenated as a
-UniLM (segment 1) or a language model (segment 0) does, its output returned
-unchanged — the decoder proves it on two probe calls and hands the whole generation
-to the shared decode loop (`kerasformer.generation.AutoRegressiveDecoder`: a KV
-cache and one compiled call) instead. Beam search gives the same ids either way;
-sampling draws from the same distribution with another random stream (seeded from
-numpy's global generator, so `np.random.seed` still makes a script reproducible).
+cut from a kerasformer transformer (or on a training model whose one output is the
+transformer's, passed through a `kerasformer.layers.Loss` layer that returns it
+unchanged: bert4keras' `CrossEntropy(2)(model.inputs + model.outputs)`), with the
+inputs and output ids concatenated as a UniLM (segment 1) or a language model
+(segment 0) does, its output returned unchanged — the decoder proves it on two probe
+calls and hands the whole generation to the shared decode loop
+(`kerasformer.generation.AutoRegressiveDecoder`: a KV cache and one compiled call)
+instead. Beam search gives the same ids either way; sampling draws from the same
+distribution with another random stream (seeded from numpy's global generator, so
+`np.random.seed` still makes a script reproducible).
 """
 import functools
 
 import numpy as np
 from keras import ops
 
-from kerasformer.architectures.base import transformer_of
+from kerasformer.architectures.base import OWNER, transformer_of
 from kerasformer.generation.decoder import AutoRegressiveDecoder as DecodeLoop
+from kerasformer.layers.loss import Loss
 
 RTYPES = ("probas", "logits")
 
@@ -279,10 +283,9 @@ class _Probe:
         if len(self.calls) != 1 or len(self.returned) != 1:
             return None
         model, called_with, last = self.calls[0]
-        transformer = transformer_of(model)
+        transformer = _transformer_returned_by(model)
         if transformer is None or transformer.can_decode() is not None \
-                or isinstance(last, list) or len(model.outputs) != 1 \
-                or model.outputs[0] is not transformer.outputs[-1]:
+                or isinstance(last, list):
             return None
         if not np.array_equal(np.asarray(last, np.float64), self.returned[0]):
             return None  # predict changed the model's output
@@ -303,3 +306,49 @@ class _Probe:
                 np.array_equal(np.asarray(a), b) for a, b in zip(called_with, expected)):
             return None
         return transformer
+
+
+def _transformer_returned_by(model):
+    """The `Transformer` whose last output is `model`'s one output — directly, or
+    through `Loss` layers that each return it unchanged — else None."""
+    outputs = getattr(model, "outputs", None)
+    if not outputs or len(outputs) != 1:
+        return None
+    output = outputs[0]
+    while getattr(output, OWNER, None) is None:
+        output = _loss_input_returned_as(output)
+        if output is None:
+            return None
+    # transformer_of also checks that the model's inputs are the transformer's
+    transformer = transformer_of(_Graph(model.inputs, [output]))
+    if transformer is None or output is not transformer.outputs[-1]:
+        return None
+    return transformer
+
+
+class _Graph:
+    """The inputs and outputs of a functional model, for `transformer_of`."""
+
+    def __init__(self, inputs, outputs):
+        self.inputs, self.outputs = inputs, outputs
+
+
+def _loss_input_returned_as(tensor):
+    """The symbolic input that a `Loss` layer returned as `tensor` (its one output,
+    selected by an int `output_axis` or the single input), or None when `tensor` is
+    not exactly that: another layer, a subclass with its own `call` or `_select`, or
+    an input cast on the way in (a mixed-precision dtype policy)."""
+    history = getattr(tensor, "_keras_history", None)
+    layer = getattr(history, "operation", None)
+    if not isinstance(layer, Loss) or type(layer).call is not Loss.call \
+            or type(layer)._select is not Loss._select \
+            or isinstance(layer.output_axis, (list, tuple)):
+        return None
+    node = layer._inbound_nodes[history.node_index]
+    if len(node.arguments.args) != 1 or node.arguments.kwargs \
+            or len(node.outputs) != 1 or node.outputs[0] is not tensor:
+        return None
+    selected = layer._select(node.arguments.args[0])
+    if not hasattr(selected, "_keras_history"):
+        return None  # not one symbolic tensor
+    return selected

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import kerasformer as kf
+from kerasformer.backend import K
 from kerasformer.snippets import AutoRegressiveDecoder
 from tests.generation.test_decoder import MODELS, grouped_cases
 
@@ -89,3 +90,38 @@ def test_a_subclass_without_predict_says_what_to_write():
         AutoRegressiveDecoder(None, 3, 8).beam_search([[2, 3], [0, 0]], topk=2)
     with pytest.raises(ValueError, match="default_rtype"):
         AutoRegressiveDecoder.wraps(default_rtype="scores")
+
+
+class CrossEntropy(kf.layers.Loss):
+    """The UniLM loss of bert4keras' task_seq2seq_autotitle.py."""
+
+    def compute_loss(self, inputs, mask=None):
+        y_true, y_mask, y_pred = inputs
+        loss = K.sparse_categorical_crossentropy(y_true[:, 1:], y_pred[:, :-1])
+        return K.sum(loss * y_mask[:, 1:]) / K.sum(y_mask[:, 1:])
+
+
+class RewrappedCrossEntropy(CrossEntropy):
+    """Its own `call` (returning the same): not provably the input, so run eagerly."""
+
+    def call(self, inputs, mask=None):
+        return super().call(inputs, mask)
+
+
+@pytest.mark.parametrize("loss_class", [CrossEntropy, RewrappedCrossEntropy])
+def test_a_training_model_with_a_loss_layer_decodes_on_the_compiled_loop(loss_class):
+    # task_seq2seq_autotitle.py decodes with the model it trains: the UniLM output
+    # passed through the loss layer, which returns it unchanged.
+    directory = MODELS / "bert"
+    bert = kf.build_transformer_model(directory / "bert_config.json",
+                                      directory / "bert_model.ckpt", application="unilm")
+    output = loss_class(2)(bert.inputs + bert.outputs)
+    model = keras.models.Model(bert.inputs, output)
+    (case, *_) = grouped_cases("bert")[(3, 288, 12, 1, 1)]  # 2 generated ids
+    inputs = [case["token_ids"], [0] * len(case["token_ids"])]
+    decoders = [decoder_class(model, start_id=None, end_id=288, maxlen=12)
+                for decoder_class in (Seq2SeqDecoder, StatefulDecoder)]
+    compiled, eager = (decoder.beam_search(inputs, topk=3) for decoder in decoders)
+    assert bool(decoders[0]._loops) == (loss_class is CrossEntropy)
+    assert not decoders[1]._loops
+    assert compiled.tolist() == eager.tolist() == case["output_ids"]
