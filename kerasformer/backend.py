@@ -58,7 +58,9 @@ do_recompute = False
 _RECOMPUTE_HINT = (
     "kerasformer does not recompute layers by decorator: build the model with "
     "build_transformer_model(..., remat=True) (Transformer(remat=True)), which "
-    "rematerialises each block on every backend, or wrap a function in keras.remat"
+    "rematerialises each block on every backend with its dropout masks replayed; "
+    "keras.remat and keras.RematScope are no substitute on layers with dropout (on JAX "
+    "a tracer error; on TensorFlow an error or other dropout masks: docs/training.md)"
 )
 
 
@@ -646,7 +648,23 @@ _NOT_PROVIDED = {
     "symbolic": "Keras 3 needs no symbolic decorator; drop it",
     "recompute_grad": _RECOMPUTE_HINT,
     "ctc_batch_cost": "use keras.losses.CTC",
-    "print_tensor": "use keras.ops.print or jax.debug.print in traced code",
+    "print_tensor": "print(keras.ops.convert_to_numpy(x)) where the code runs eagerly "
+                    "(a model called outside fit/predict, or compile(run_eagerly=True)); "
+                    "in compiled code use jax.debug.print (JAX) or tf.print (TensorFlow) "
+                    "- Keras 3 has no keras.ops.print",
+    # Keras 3's convolution and pooling ops take any rank; Keras 2 had one per rank.
+    **{name: "use keras.ops.conv (any rank; strides, data_format and dilation_rate as in "
+             "Keras 2, padding 'valid' or 'same')" for name in ("conv1d", "conv2d", "conv3d")},
+    **{name: "use keras.ops.conv_transpose (it takes output_padding, not output_shape)"
+       for name in ("conv2d_transpose", "conv3d_transpose")},
+    **{name: "use keras.ops.separable_conv"
+       for name in ("separable_conv1d", "separable_conv2d")},
+    "depthwise_conv2d": "use keras.ops.depthwise_conv",
+    **{name: "use keras.ops.max_pool or keras.ops.average_pool (for Keras 2's pool_mode); "
+             "pass strides: Keras 2's default is 1, keras.ops' is pool_size"
+       for name in ("pool2d", "pool3d")},
+    "resize_images": "use keras.ops.image.resize (a target size, not factors) or "
+                     "keras.layers.UpSampling2D",
     "learning_phase": "Keras 3 has no global learning phase; read the `training` argument "
                       "of your layer's call() (Keras fills it in fit, evaluate and predict)",
     "set_learning_phase": "Keras 3 has no global learning phase; pass training=True/False "

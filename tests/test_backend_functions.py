@@ -3,6 +3,8 @@
 Expected values of bert4keras' helpers and of Keras 2's trickier `K` functions come
 from the reference (tests/fixtures/compat/layers.npz, tools/make_compat_layer_fixtures.py).
 """
+import re
+
 import keras
 import numpy as np
 import pytest
@@ -183,6 +185,16 @@ def test_unprovided_names_raise_clear_errors():
             getattr(K, name)
     with pytest.raises(AttributeError, match=r"K\.top_k is not provided.*keras\.ops\.top_k"):
         K.top_k
+    for name, hint in [("conv1d", "keras.ops.conv "), ("conv2d", "keras.ops.conv "),
+                       ("conv2d_transpose", "keras.ops.conv_transpose"),
+                       ("separable_conv2d", "keras.ops.separable_conv"),
+                       ("depthwise_conv2d", "keras.ops.depthwise_conv"),
+                       ("pool2d", "keras.ops.max_pool or keras.ops.average_pool"),
+                       ("print_tensor", "jax.debug.print (JAX) or tf.print (TensorFlow)"),
+                       ("recompute_grad", "remat=True")]:
+        with pytest.raises(AttributeError, match=re.escape(hint)):
+            getattr(K, name)
+    assert backend._RECOMPUTE_HINT in backend._not_provided_message("recompute_grad")
     with pytest.raises(AttributeError, match=r"K\.no_such_thing is not provided"):
         K.no_such_thing
     assert not hasattr(K, "ctc_decode")
@@ -191,6 +203,28 @@ def test_unprovided_names_raise_clear_errors():
         backend.get_available_gpus
     with pytest.raises(ImportError):
         from kerasformer.backend import get_available_gpus  # noqa: F401
+
+
+def _resolves(path):
+    """Whether `keras<path>` (e.g. ".ops.conv") names something."""
+    target = keras
+    for part in path.strip(".").split("."):
+        if not hasattr(target, part):
+            return False
+        target = getattr(target, part)
+    return True
+
+
+def test_every_keras_name_a_hint_suggests_exists():
+    """`keras.ops.print` was suggested once and does not exist: every `keras.<name>` of
+    the hints resolves, but those said not to exist ("has no keras.ops.print")."""
+    hints = [*backend._NOT_PROVIDED.values(), *backend._MODULE_NOT_PROVIDED.values()]
+    suggested = {path for hint in hints
+                 for path in re.findall(r"(?<!no )\bkeras((?:\.\w+)+)", hint)}
+    assert {".ops.conv", ".ops.max_pool", ".ops.image.resize", ".Input"} <= suggested
+    assert [path for path in sorted(suggested) if not _resolves(path)] == []
+    absent = {path for hint in hints for path in re.findall(r"\bno keras((?:\.\w+)+)", hint)}
+    assert absent == {".ops.print"} and not _resolves(".ops.print")
 
 
 def test_module_surface():
