@@ -92,3 +92,22 @@ def run_model_saving_test(model, inputs, tmp_path):
 
 def _dtype(value):
     return str(keras.ops.convert_to_numpy(value).dtype)
+
+
+def assert_matches_bert4keras(actual, key):
+    """Within 1e-5 relative / 1e-4 absolute of bert4keras' value `key` in
+    tests/fixtures/compat/layers.npz (tools/make_compat_layer_fixtures.py); -inf where
+    it has -inf."""
+    np.testing.assert_allclose(to_numpy(actual), _compat_reference()[key], rtol=1e-5, atol=1e-4)
+
+
+def _compat_reference():
+    global _COMPAT
+    if _COMPAT is None:
+        from tests.conftest import FIXTURES
+
+        _COMPAT = np.load(FIXTURES / "compat" / "layers.npz")
+    return _COMPAT
+
+
+_COMPAT = None

@@ -23,90 +23,86 @@ from kerasformer.backend import (
 )
 from kerasformer.layers import FeedForward, activations, rotary
 from tests.conftest import FIXTURES
-from tests.helpers import to_numpy
+from tests.helpers import assert_matches_bert4keras, to_numpy
 
 REFERENCE = np.load(FIXTURES / "compat" / "layers.npz")
-
-
-def assert_matches(actual, key):
-    np.testing.assert_allclose(to_numpy(actual), REFERENCE[key], rtol=1e-5, atol=1e-4)
 
 
 @pytest.mark.backends
 def test_bert4keras_helpers_match_bert4keras():
     ref = REFERENCE
     mask, x3, x4 = ref["seqmask_mask"], ref["seqmask_x3"], ref["seqmask_x4"]
-    assert_matches(sequence_masking(x3, mask), "seqmask_default")
-    assert_matches(sequence_masking(x3, mask, "-inf", 1), "seqmask_neg_inf_axis1")
-    assert_matches(sequence_masking(x4, mask, -np.inf, [2, 3], ref["seqmask_bool_bias"]),
+    assert_matches_bert4keras(sequence_masking(x3, mask), "seqmask_default")
+    assert_matches_bert4keras(sequence_masking(x3, mask, "-inf", 1), "seqmask_neg_inf_axis1")
+    assert_matches_bert4keras(sequence_masking(x4, mask, -np.inf, [2, 3], ref["seqmask_bool_bias"]),
                    "seqmask_axes_2_3_bool_bias")
-    assert_matches(sequence_masking(x4, mask, -1e4, -1, ref["seqmask_float_bias"]),
+    assert_matches_bert4keras(sequence_masking(x4, mask, -1e4, -1, ref["seqmask_float_bias"]),
                    "seqmask_last_axis_float_bias")
-    assert_matches(sequence_masking(x4, mask.astype("float32"), 0, 2), "seqmask_float_mask_axis2")
-    assert_matches(sequence_masking(x4, None, -np.inf, None, ref["seqmask_float_bias"]),
+    assert_matches_bert4keras(sequence_masking(x4, mask.astype("float32"), 0, 2), "seqmask_float_mask_axis2")
+    assert_matches_bert4keras(sequence_masking(x4, None, -np.inf, None, ref["seqmask_float_bias"]),
                    "seqmask_no_mask_float_bias")
 
-    assert_matches(multilabel_categorical_crossentropy(ref["mcce_y_true"], ref["mcce_y_pred"]),
+    assert_matches_bert4keras(multilabel_categorical_crossentropy(ref["mcce_y_true"], ref["mcce_y_pred"]),
                    "mcce_loss")
     for mask_zero in (False, True):
-        assert_matches(
+        assert_matches_bert4keras(
             sparse_multilabel_categorical_crossentropy(
                 ref["smcce_y_true"], ref["smcce_y_pred"], mask_zero),
             f"smcce_loss_mask_zero_{mask_zero}")
     flat_scores = ref["gp_scores"].reshape(2, 3, -1)
-    assert_matches(
+    assert_matches_bert4keras(
         sparse_multilabel_categorical_crossentropy(ref["smcce_gp_y_true"], flat_scores, True),
         "smcce_gp_loss")
 
     for method in ("softmax", "softmax_plus", "squared_relu"):
-        assert_matches(attention_normalize(ref["attn_logits"], mask, -1, method),
+        assert_matches_bert4keras(attention_normalize(ref["attn_logits"], mask, -1, method),
                        f"attn_{method}")
 
     steps = ref["pwl_steps"]
-    assert_matches(piecewise_linear(steps, {1000: 1.0, 2000: 0.1}), "pwl_warmup_decay")
-    assert_matches(piecewise_linear(steps, {1000: 1.0, 2000: 0.1}, False),
+    assert_matches_bert4keras(piecewise_linear(steps, {1000: 1.0, 2000: 0.1}), "pwl_warmup_decay")
+    assert_matches_bert4keras(piecewise_linear(steps, {1000: 1.0, 2000: 0.1}, False),
                    "pwl_warmup_decay_not_from_zero")
-    assert_matches(piecewise_linear(steps, {0: 0.5, 100: 1.0, 1500: 0.0}), "pwl_from_key_zero")
+    assert_matches_bert4keras(piecewise_linear(steps, {0: 0.5, 100: 1.0, 1500: 0.0}), "pwl_from_key_zero")
 
 
 @pytest.mark.backends
 def test_keras2_semantics_match_tf_keras():
     ref = REFERENCE
     a, b, c, d, e, f = (ref[f"K_{n}"] for n in "abcdef")
-    assert_matches(K.batch_dot(a, b), "K_batch_dot_default")
-    assert_matches(K.batch_dot(c, d), "K_batch_dot_2d")
-    assert_matches(K.batch_dot(c, d, axes=1), "K_batch_dot_axes_1")
-    assert_matches(K.batch_dot(a, e, axes=(2, 2)), "K_batch_dot_axes_2_2")
-    assert_matches(K.batch_dot(a, f), "K_batch_dot_3d_2d")
-    assert_matches(K.batch_dot(a, c, axes=(1, 1)), "K_batch_dot_axes_1_1")
-    assert_matches(K.dot(a, b[0]), "K_dot_3d_2d")
-    assert_matches(K.dot(a, b), "K_dot_3d_3d")
-    assert_matches(K.switch(ref["K_switch_condition"], a, -a), "K_switch_lower_rank")
-    assert_matches(K.l2_normalize(a, axis=1), "K_l2_normalize_axis_1")
-    assert_matches(K.l2_normalize(a), "K_l2_normalize_all")
+    assert_matches_bert4keras(K.batch_dot(a, b), "K_batch_dot_default")
+    assert_matches_bert4keras(K.batch_dot(c, d), "K_batch_dot_2d")
+    assert_matches_bert4keras(K.batch_dot(c, d, axes=1), "K_batch_dot_axes_1")
+    assert_matches_bert4keras(K.batch_dot(a, e, axes=(2, 2)), "K_batch_dot_axes_2_2")
+    assert_matches_bert4keras(K.batch_dot(a, f), "K_batch_dot_3d_2d")
+    assert_matches_bert4keras(K.batch_dot(a, c, axes=(1, 1)), "K_batch_dot_axes_1_1")
+    assert_matches_bert4keras(K.dot(a, b[0]), "K_dot_3d_2d")
+    assert_matches_bert4keras(K.dot(a, b), "K_dot_3d_3d")
+    assert_matches_bert4keras(K.switch(ref["K_switch_condition"], a, -a), "K_switch_lower_rank")
+    assert_matches_bert4keras(K.l2_normalize(a, axis=1), "K_l2_normalize_axis_1")
+    assert_matches_bert4keras(K.l2_normalize(a), "K_l2_normalize_all")
     probabilities, one_hot = ref["K_probabilities"], ref["K_one_hot"]
-    assert_matches(K.categorical_crossentropy(one_hot, probabilities), "K_categorical_crossentropy")
-    assert_matches(K.categorical_crossentropy(one_hot, a, from_logits=True),
+    assert_matches_bert4keras(K.categorical_crossentropy(one_hot, probabilities), "K_categorical_crossentropy")
+    assert_matches_bert4keras(K.categorical_crossentropy(one_hot, a, from_logits=True),
                    "K_categorical_crossentropy_logits")
-    assert_matches(K.sparse_categorical_crossentropy(one_hot.argmax(-1).astype("float32"),
+    assert_matches_bert4keras(K.sparse_categorical_crossentropy(one_hot.argmax(-1).astype("float32"),
                                                      probabilities),
                    "K_sparse_categorical_crossentropy")
     targets = ref["K_binary_targets"]
-    assert_matches(K.binary_crossentropy(targets, K.sigmoid(a)), "K_binary_crossentropy")
-    assert_matches(K.binary_crossentropy(targets, a, from_logits=True),
+    assert_matches_bert4keras(K.binary_crossentropy(targets, K.sigmoid(a)), "K_binary_crossentropy")
+    assert_matches_bert4keras(K.binary_crossentropy(targets, a, from_logits=True),
                    "K_binary_crossentropy_logits")
-    assert_matches(K.repeat_elements(a, 2, 1), "K_repeat_elements")
-    assert_matches(K.cumsum(a), "K_cumsum_default")
-    assert_matches(K.hard_sigmoid(a * 3), "K_hard_sigmoid")
-    assert_matches(K.sqrt(a), "K_sqrt")
-    assert_matches(K.relu(a, alpha=0.1, max_value=0.5, threshold=0.2), "K_relu_options")
-    assert_matches(K.relu(a, alpha=0.3), "K_relu_leaky")
-    assert_matches(K.logsumexp(a, axis=1), "K_logsumexp_axis_1")
-    assert_matches(K.clip(a, -0.5, None), "K_clip_no_max")
-    assert_matches(K.repeat(c, 3), "K_repeat")
-    assert_matches(K.reshape(ref["K_reshape_pairs_input"], (2, -1), 2), "K_reshape_pairs")
-    assert_matches(K.flatten(a, 1, 3), "K_flatten_range")
-    assert_matches(K.where(a > 0, a, 0), "K_where_scalar")
+    assert_matches_bert4keras(K.repeat_elements(a, 2, 1), "K_repeat_elements")
+    assert_matches_bert4keras(K.cumsum(a), "K_cumsum_default")
+    assert_matches_bert4keras(K.hard_sigmoid(a * 3), "K_hard_sigmoid")
+    assert_matches_bert4keras(K.sqrt(a), "K_sqrt")
+    assert_matches_bert4keras(K.relu(a, alpha=0.1, max_value=0.5, threshold=0.2), "K_relu_options")
+    assert_matches_bert4keras(K.relu(a, alpha=0.3), "K_relu_leaky")
+    assert_matches_bert4keras(K.logsumexp(a, axis=1), "K_logsumexp_axis_1")
+    assert_matches_bert4keras(K.clip(a, -0.5, None), "K_clip_no_max")
+    assert_matches_bert4keras(K.repeat(c, 3), "K_repeat")
+    assert_matches_bert4keras(K.reshape(ref["K_reshape_pairs_input"], (2, -1), 2), "K_reshape_pairs")
+    assert_matches_bert4keras(K.flatten(a, 1, 3), "K_flatten_range")
+    assert_matches_bert4keras(K.where(a > 0, a, 0), "K_where_scalar")
 
 
 def test_k_functions_follow_keras2_signatures():

@@ -21,14 +21,9 @@ from kerasformer.layers import (
 )
 from kerasformer.layers.crf import _forward_backward
 from tests.conftest import FIXTURES
-from tests.helpers import run_layer_test, to_numpy
+from tests.helpers import assert_matches_bert4keras, run_layer_test, to_numpy
 
 REFERENCE = np.load(FIXTURES / "compat" / "layers.npz")
-
-
-def assert_matches(actual, key):
-    """Within 1e-5 relative / 1e-4 absolute of bert4keras (-inf where it has -inf)."""
-    np.testing.assert_allclose(to_numpy(actual), REFERENCE[key], rtol=1e-5, atol=1e-4)
 
 
 def reference_crf():
@@ -44,16 +39,16 @@ def test_crf_matches_bert4keras():
     ref = REFERENCE
     crf = reference_crf()
     output = crf(ref["crf_emissions"], mask=ref["crf_mask"])
-    assert_matches(output, "crf_output")
+    assert_matches_bert4keras(output, "crf_output")
     # The effective transitions, as ViterbiDecoder needs them (K.eval(CRF.trans)),
     # and the stored variable, trans / lr_multiplier as in bert4keras.
-    assert_matches(ops.convert_to_numpy(crf.trans), "crf_trans")
-    assert_matches(K.eval(crf.trans), "crf_trans")
-    assert_matches(crf.get_weights()[0], "crf_trans_variable")
-    assert_matches(crf.sparse_loss(ref["crf_sparse_labels"], output), "crf_sparse_loss")
-    assert_matches(crf.dense_loss(ref["crf_dense_labels"], output), "crf_dense_loss")
-    assert_matches(crf.sparse_accuracy(ref["crf_sparse_labels"], output), "crf_sparse_accuracy")
-    assert_matches(crf.dense_accuracy(ref["crf_dense_labels"], output), "crf_dense_accuracy")
+    assert_matches_bert4keras(ops.convert_to_numpy(crf.trans), "crf_trans")
+    assert_matches_bert4keras(K.eval(crf.trans), "crf_trans")
+    assert_matches_bert4keras(crf.get_weights()[0], "crf_trans_variable")
+    assert_matches_bert4keras(crf.sparse_loss(ref["crf_sparse_labels"], output), "crf_sparse_loss")
+    assert_matches_bert4keras(crf.dense_loss(ref["crf_dense_labels"], output), "crf_dense_loss")
+    assert_matches_bert4keras(crf.sparse_accuracy(ref["crf_sparse_labels"], output), "crf_sparse_accuracy")
+    assert_matches_bert4keras(crf.dense_accuracy(ref["crf_dense_labels"], output), "crf_dense_accuracy")
 
 
 def test_crf_loss_is_the_negative_log_likelihood():
@@ -126,7 +121,7 @@ def test_global_pointer_matches_bert4keras():
         layer = GlobalPointer(heads, head_size, **options)
         layer.build(ref["gp_inputs"].shape)
         layer.set_weights([ref["gp_kernel"], ref["gp_bias"]])
-        assert_matches(layer(ref["gp_inputs"], mask=mask), key)
+        assert_matches_bert4keras(layer(ref["gp_inputs"], mask=mask), key)
 
 
 @pytest.mark.backends
@@ -135,7 +130,7 @@ def test_efficient_global_pointer_matches_bert4keras():
     layer = EfficientGlobalPointer(3, 8)
     layer.build(ref["gp_inputs"].shape)
     layer.set_weights([ref[f"egp_{name}"] for name in ("p_kernel", "p_bias", "q_kernel", "q_bias")])
-    assert_matches(layer(ref["gp_inputs"], mask=ref["gp_mask"]), "egp_scores")
+    assert_matches_bert4keras(layer(ref["gp_inputs"], mask=ref["gp_mask"]), "egp_scores")
 
 
 @pytest.mark.parametrize("cls", [GlobalPointer, EfficientGlobalPointer])
