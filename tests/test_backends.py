@@ -20,8 +20,9 @@ def test_marked_tests_pass_on(backend):
     if importlib.util.find_spec(backend) is None:
         pytest.skip(f"{backend} is not installed")
     result = subprocess.run(
+        # in one process: it already runs beside the other test workers
         [sys.executable, "-m", "pytest", "-m", "backends", "-q", "-p", "no:cacheprovider",
-         str(TESTS)],
+         "-o", "addopts=", str(TESTS)],
         env={**os.environ, "KERAS_BACKEND": backend},
         capture_output=True,
         text=True,

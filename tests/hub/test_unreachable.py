@@ -104,7 +104,9 @@ def test_what_is_cached_loads_without_the_hub(hub, tmp_path, monkeypatch):
                                                            "pytorch_model.bin"}
     assert set(loading.download_files("junnyu/roformer_chinese_sim_char_base")) == {
         "config.json", "vocab.txt", "pytorch_model.bin"}
-    assert time.monotonic() - start < 30  # six loads, no waiting on the network
+    # six loads, no waiting on the network: huggingface_hub's retries would take a
+    # minute per load; the bound leaves room for a machine busy with other tests
+    assert time.monotonic() - start < 120
     # what is not cached still says so, quickly
     elapsed, message = timed(kf.models.load, "gau-alpha")
     assert elapsed < 10 and "HF_ENDPOINT" in message
