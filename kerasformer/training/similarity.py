@@ -70,6 +70,11 @@ class Objective:
     dropout_rate: float = None
     cut: object = None
 
+    @property
+    def ranks_and_generates(self):
+        """CoSENT on scored pairs while their positives train the generator."""
+        return self.generative and self.similarity == "cosent"
+
 
 OBJECTIVES = {
     objective.name: objective
@@ -285,7 +290,7 @@ def similarity_batches(sources, tokenizer, objective, batch_size, maxlen=64, see
         inputs = _pad(rows)
         if teacher is not None and objective.similarity == "distillation":
             inputs["teacher_vectors"] = teacher.encode(texts).astype(np.float32)
-        if objective.generative and objective.similarity == "cosent":
+        if objective.ranks_and_generates:
             inputs["seq2seq_weights"] = np.asarray(positives, np.float32)
         yield inputs, np.asarray(labels, np.float32)
 
@@ -320,9 +325,9 @@ def _records_forever(source, index, objective, rng, threshold, shuffle_buffer):
     def nothing_usable():
         return ValueError(
             f"source {index} has no usable records for the {objective.name} objective"
-            + (" (it needs labelled pairs)" if objective.similarity == "cosent"
-               or not objective.generative
-               else " (generative objectives train on positive pairs and groups only)"))
+            + (" (it needs labelled or unlabelled pairs)" if objective.ranks_and_generates
+               else " (generative objectives train on positive pairs and groups only)"
+               if objective.generative else " (it needs labelled pairs)"))
 
     if callable(source):
         limit = 0.5 if threshold is None else threshold
@@ -357,9 +362,9 @@ def _is_positive(label, threshold):
 
 def _label(label, objective, threshold):
     """The training label of a pair's label for the objective, or None to skip it."""
-    if objective.similarity == "cosent" and objective.generative and label is None:
+    if objective.ranks_and_generates and label is None:
         return 1.0  # a set of positives alone: nothing to rank, only paraphrases to learn
-    if objective.generative and objective.similarity != "cosent":
+    if objective.generative and not objective.ranks_and_generates:
         return 0.0 if _is_positive(label, threshold) else None
     if label is None:
         return None
