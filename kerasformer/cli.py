@@ -171,14 +171,16 @@ def _similar(args):
     if args.topp is not None and not 0 < args.topp <= 1:
         raise UsageError(f"--topp must be in (0, 1], got {args.topp}")
     sim = _load(args)
-    options = {"n": args.n, "k": args.k, "maxlen": args.maxlen, "seed": args.seed}
+    options = {"n": args.n, "k": args.k, "maxlen": args.maxlen, "seed": args.seed,
+               "near_copies": args.near_copies}
     if args.topk is not None:
         options["topk"] = args.topk
     if args.topp is not None:
         options["topp"] = args.topp
     results = sim.similar(args.text, **options)
     if not results:
-        print(f"(none of the {args.n} generated sentences differs from the input)", file=sys.stderr)
+        what = "differs from" if args.near_copies else "rewords"
+        print(f"(none of the {args.n} generated sentences {what} the input)", file=sys.stderr)
         return
     print("cosine\tsentence")
     for sentence, score in results:
@@ -319,13 +321,13 @@ def _print_paraphrases(report, n, out, blank_line):
     if blank_line:
         print(file=out)
     print(f"paraphrases: {n} samples per sentence (distinct-n higher and self-BLEU lower = more "
-          "diverse; cosine to source = faithfulness)", file=out)
-    rows = [(s.source, _number(s.distinct_1), _number(s.distinct_2), _number(s.self_bleu),
-             _number(s.faithfulness)) for s in report.sentences]
-    rows.append(("(mean)", _number(report.distinct_1), _number(report.distinct_2),
-                 _number(report.self_bleu), _number(report.faithfulness)))
-    _table(rows, ("sentence", "distinct-1", "distinct-2", "self-BLEU", "cosine to source"),
-           file=out)
+          "diverse; cosine to source = faithfulness; rewordings = samples that are not the "
+          "source or a near copy of it)", file=out)
+    fields = ("distinct_1", "distinct_2", "self_bleu", "faithfulness", "rewordings")
+    rows = [(s.source, *(_number(getattr(s, f)) for f in fields)) for s in report.sentences]
+    rows.append(("(mean)", *(_number(getattr(report, f)) for f in fields)))
+    _table(rows, ("sentence", "distinct-1", "distinct-2", "self-BLEU", "cosine to source",
+                  "rewordings"), file=out)
 
 
 def _vocab(args):
@@ -400,6 +402,9 @@ def build_parser():
     similar.add_argument("--topk", type=int, help="sample among the k most likely tokens")
     similar.add_argument("--topp", type=float, help="nucleus sampling threshold")
     similar.add_argument("--seed", type=int, help="random seed")
+    similar.add_argument("--near-copies", action="store_true",
+                         help="keep samples that only add, drop or repeat a character or "
+                              "punctuation (gen_synonyms keeps them)")
     similar.set_defaults(run=_similar)
 
     encode = commands.add_parser("encode", help="L2-normalised sentence vectors and their cosines")

@@ -25,6 +25,7 @@ from collections import Counter
 import numpy as np
 
 from kerasformer.data import Pair, read_pairs
+from kerasformer.models.similarity import is_near_copy
 from kerasformer.progress import progress
 
 # NLI labels as similarity labels: only entailment counts as similar.
@@ -678,6 +679,9 @@ class ParaphraseScores:
         distinct_1, distinct_2: `distinct` of the samples (NaN without such n-grams).
         self_bleu: `self_bleu` of the samples.
         faithfulness: mean cosine of the samples to the source (an empty sample counts 0).
+        rewordings: the fraction of samples that reword the source: not blank, not
+            the source, and not a near copy of it (`similarity.is_near_copy`: the
+            source up to punctuation, one added or dropped character, a stutter).
     """
 
     source: str
@@ -686,6 +690,7 @@ class ParaphraseScores:
     distinct_2: float
     self_bleu: float
     faithfulness: float
+    rewordings: float
 
 
 @dataclasses.dataclass(frozen=True)
@@ -694,8 +699,8 @@ class ParaphraseReport:
 
     Attributes:
         sentences: list of `ParaphraseScores`, one per source, in order.
-        distinct_1, distinct_2, self_bleu, faithfulness: their means over the sources
-            (NaN entries left out).
+        distinct_1, distinct_2, self_bleu, faithfulness, rewordings: their means over
+            the sources (NaN entries left out).
     """
 
     sentences: list
@@ -703,6 +708,7 @@ class ParaphraseReport:
     distinct_2: float
     self_bleu: float
     faithfulness: float
+    rewordings: float
 
 
 def paraphrase_report(model, sentences, n=10, seed=0, batch_size=64, **generate_kwargs):
@@ -751,6 +757,9 @@ def paraphrase_report(model, sentences, n=10, seed=0, batch_size=64, **generate_
             distinct_2=distinct(samples, 2),
             self_bleu=self_bleu(samples),
             faithfulness=float(np.mean(similarity)),
+            rewordings=float(np.mean([
+                bool(sample.strip()) and not is_near_copy(sample, source) for sample in samples
+            ])),
         ))
 
     def mean(field):
@@ -759,7 +768,8 @@ def paraphrase_report(model, sentences, n=10, seed=0, batch_size=64, **generate_
         return float(np.mean(values)) if values else math.nan
 
     return ParaphraseReport(scores, *(mean(field) for field in
-                                      ("distinct_1", "distinct_2", "self_bleu", "faithfulness")))
+                                      ("distinct_1", "distinct_2", "self_bleu", "faithfulness",
+                                       "rewordings")))
 
 
 def as_json(result):

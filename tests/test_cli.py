@@ -26,7 +26,13 @@ def test_similar_without_a_model_uses_the_bundled_one(capsys):
     header, *lines = capsys.readouterr().out.strip().splitlines()
     assert header == "cosine\tsentence" and lines
     # real sentences: they share words with the input (the fixture's are random tokens)
-    assert any(len(set(line.split("\t")[1]) & set("今天天气不错")) >= 2 for line in lines)
+    sentences = [line.split("\t")[1] for line in lines]
+    assert any(len(set(s) & set("今天天气不错")) >= 2 for s in sentences)
+    assert main(["similar", "今天天气不错", "-n", "20", "-k", "20", "--seed", "0",
+                 "--near-copies"]) == 0
+    header, *lines = capsys.readouterr().out.strip().splitlines()
+    with_copies = [line.split("\t")[1] for line in lines]
+    assert set(sentences) < set(with_copies)  # the same samples, the near copies kept too
     assert main(["info", "mini"]) == 0
     out = capsys.readouterr().out
     assert "bundled:" in out and "tools/train_mini.sh" in out and "spearman" in out

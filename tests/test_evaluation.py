@@ -254,6 +254,9 @@ def test_paraphrase_report_scores_each_source():
     vectors = dict(zip(["你好", "你好啊", "您好"], model.encode(["你好", "你好啊", "您好"])))
     expected = (vectors["你好啊"] @ vectors["你好"] + vectors["您好"] @ vectors["你好"] + 0) / 3
     assert first.faithfulness == pytest.approx(expected)  # the blank sample counts 0
+    # 你好啊 adds a character to 你好 (a near copy), the blank one is none: 您好 alone
+    assert first.rewordings == pytest.approx(1 / 3)
+    assert report.sentences[1].rewordings == pytest.approx(2 / 3)  # 再见了 adds one
     assert first.distinct_1 == pytest.approx(4 / 5)       # 你 好 啊 您 好: 好 twice
     assert first.self_bleu == pytest.approx(np.mean([
         evaluation.bleu("你好啊", ["您好", " "]), evaluation.bleu("您好", ["你好啊", " "]), 0.0]))
@@ -268,7 +271,7 @@ def test_paraphrase_report_on_the_fixture_model():
     assert [len(s.samples) for s in report.sentences] == [3, 3]
     for scores in report.sentences:
         assert 0 < scores.distinct_1 <= 1 and 0 <= scores.self_bleu <= 1
-        assert -1 <= scores.faithfulness <= 1
+        assert -1 <= scores.faithfulness <= 1 and 0 <= scores.rewordings <= 1
     again = evaluation.paraphrase_report(model, ["今天天气不错", "你好吗"], n=3, seed=0, maxlen=12)
     assert again == report
     data = evaluation.as_json(report)

@@ -6,6 +6,8 @@ encoded alone, segment 0 — under the UniLM mask this equals the source part of
 seq2seq input), and the MLM head generates paraphrases of a source text as segment 1
 (https://kexue.fm/archives/7427, https://kexue.fm/archives/8454).
 """
+import collections
+import unicodedata
 import warnings
 
 import keras
@@ -210,12 +212,19 @@ class SimilarityModel(Task):
         )
         return [self.tokenizer.decode(ids.tolist()) for ids in samples]
 
-    def similar(self, text, n=100, k=20, **generate_kwargs):
+    def similar(self, text, n=100, k=20, near_copies=False, **generate_kwargs):
         """Paraphrases of `text` ranked by cosine similarity (bert4keras' gen_synonyms).
 
         Generates `n` sentences (with the model's recipe sampling unless
-        `generate_kwargs` say otherwise), drops duplicates, empty ones and the input
-        itself, and keeps the `k` closest to the input.
+        `generate_kwargs` say otherwise), drops duplicates, empty ones, the input
+        itself and, unless `near_copies`, its near copies (see `is_near_copy`), and
+        keeps the `k` closest to the input.
+
+        Args:
+            near_copies: bool. Keep samples that are the input up to punctuation, one
+                added or dropped character, or a stutter — the samples a cosine
+                ranking puts first and a user asking for paraphrases wants least.
+                bert4keras' gen_synonyms keeps them (pass True to match it).
 
         Returns:
             list of `(sentence, cosine)` pairs, best first.
@@ -227,6 +236,8 @@ class SimilarityModel(Task):
         options = {**self.sampling, **generate_kwargs}
         generated = self.generate(text, n=n, **options)
         candidates = [s for s in dict.fromkeys(generated) if s != text and s.strip()]
+        if not near_copies:
+            candidates = [s for s in candidates if not is_near_copy(s, text)]
         if not candidates:
             return []
         # generated sentences longer than text_maxlen are cut as bert4keras' recipe
@@ -235,6 +246,45 @@ class SimilarityModel(Task):
         scores = vectors[1:] @ vectors[0]
         order = np.argsort(-scores, kind="stable")[:k]
         return [(candidates[i], float(scores[i])) for i in order]
+
+
+def _letters(text):
+    """`text` without punctuation, symbols or spaces, lower-cased."""
+    return "".join(
+        c for c in text.lower() if unicodedata.category(c)[0] not in "PSZC"
+    )
+
+
+def _span_counts(text):
+    """How often each span of two or more characters occurs in `text` (overlaps count)."""
+    counts = collections.Counter()
+    for start in range(len(text)):
+        for stop in range(start + 2, len(text) + 1):
+            counts[text[start:stop]] += 1
+    return counts
+
+
+def is_near_copy(candidate, text):
+    """Whether `candidate` only restates `text` by a slip rather than a rewording.
+
+    True when, punctuation and case aside, the two are equal, differ by one added or
+    dropped character (今天天气不错 / 今天气不错, 开会 / 开会了), or `candidate`
+    repeats a span of two or more characters more often than `text` does (我的我的快递,
+    今天天天气, 北京是中国的首都是中国). Substitutions (提高 / 提升) and
+    reorderings (怎么开通花呗 / 花呗怎么开通) are rewordings and are kept.
+    """
+    a, b = _letters(candidate), _letters(text)
+    if a == b:
+        return True
+    longer, shorter = (a, b) if len(a) > len(b) else (b, a)
+    if len(longer) - len(shorter) == 1:
+        prefix = 0
+        while prefix < len(shorter) and longer[prefix] == shorter[prefix]:
+            prefix += 1
+        if longer[prefix + 1:] == shorter[prefix:]:
+            return True
+    in_text = _span_counts(b)
+    return any(n >= 2 and n > in_text[span] for span, n in _span_counts(a).items())
 
 
 def _check_text_maxlen(text_maxlen, transformer):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import kerasformer as kf
-from kerasformer.models.similarity import SimilarityModel
+from kerasformer.models.similarity import SimilarityModel, is_near_copy
 from kerasformer.tokenizers import Tokenizer
 from tests.conftest import FIXTURES
 from tests.generation.test_decoder import SIMILARITY_FIXTURES, load as load_transformer
@@ -61,6 +61,35 @@ def test_generate_and_similar():
     assert "今天天气不错" not in sentences and scores == sorted(scores, reverse=True)
     vectors = sim.encode(["今天天气不错"] + sentences)
     np.testing.assert_allclose(scores, vectors[1:] @ vectors[0], atol=1e-5)
+
+
+@pytest.mark.parametrize("candidate, text, expected", [
+    ("今天天气不错！", "今天天气不错", True),  # punctuation alone
+    ("今天天气不错了", "今天天气不错", True),  # a character added
+    ("今天气不错", "今天天气不错", True),  # one dropped
+    ("今天天天气无错", "今天天气不错", True),  # a stutter (天天 twice) and a substitution
+    ("我的我的快递什么时候到", "我的快递什么时候到", True),  # a span repeated
+    ("北京是中国的首都是中国", "北京是中国的首都", True),
+    ("今天天气很不错", "今天天气不错", True),
+    ("今天天气没错", "今天天气不错", False),  # a substitution rewords
+    ("天气不错", "今天天气不错", False),  # two dropped
+    ("不错的天气", "今天天气不错", False),  # a reordering
+    ("今天的天气很不错", "今天天气不错", False),
+    ("今天天气真好啊", "今天天气不错", False),  # 天天 once, as in the input
+    ("今天天气很好", "天气不错", False),  # a doubled character at a word boundary
+])
+def test_near_copies_are_slips_not_rewordings(candidate, text, expected):
+    assert is_near_copy(candidate, text) is expected
+
+
+def test_similar_drops_near_copies_unless_asked():
+    sim = task("roformer")
+    text = "今天天气不错"
+    generated = ["今天天气不错", "今天天气不错。", "今天天气没错", "天气很好", "今天天天气不错"]
+    sim.generate = lambda *args, **kwargs: generated  # the filter, not the sampler, under test
+    assert sorted(s for s, _ in sim.similar(text, n=5)) == ["今天天气没错", "天气很好"]
+    kept = sorted(s for s, _ in sim.similar(text, n=5, near_copies=True))
+    assert kept == sorted(generated[1:])
 
 
 def test_mask_idxs_replace_source_tokens_with_mask():
