@@ -35,6 +35,10 @@ import keras
 import numpy as np
 from keras import ops
 
+# The model class is registered with keras.saving on import, so that after the usual
+# `from kerasformer.backend import keras, K`, `keras.saving.load_model` finds it, as
+# bert4keras' imports registered its custom objects.
+from kerasformer.architectures import base as _architectures  # noqa: F401
 from kerasformer.layers import activations as _activations
 from kerasformer.layers.attention import attention_normalize as _attention_normalize
 from kerasformer.layers.rotary import apply_rotary_position_embeddings, sinusoidal_embeddings

@@ -291,3 +291,24 @@ def test_search_layer_walks_functional_graphs():
     assert search_layer(model.outputs[0], "missing") is None
     with pytest.raises(TypeError, match="symbolic tensor"):
         search_layer(np.zeros(2), "head")
+
+
+def test_a_saved_model_loads_after_the_bert4keras_imports(tmp_path):
+    """bert4keras registered its custom objects on import; `from kerasformer.backend
+    import keras` does too, so a fresh process loads a saved model with nothing else."""
+    import subprocess
+    import sys
+
+    from kerasformer.models import build_transformer_model
+
+    config = FIXTURES / "models" / "roformer" / "bert_config.json"
+    model = build_transformer_model(str(config), model="roformer", application="unilm")
+    model.save(tmp_path / "model.keras")
+    program = (
+        "from kerasformer.backend import keras\n"
+        f"model = keras.models.load_model({str(tmp_path / 'model.keras')!r})\n"
+        "print(type(model).__name__, len(model.weights))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                            timeout=300)
+    assert result.stdout.split() == ["TransformerModel", str(len(model.weights))], result.stderr
