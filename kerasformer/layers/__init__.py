@@ -1,4 +1,7 @@
 """Keras layers shared by the model families (all registered for `.keras` saving)."""
+# bert4keras redefined GlobalAveragePooling1D to take the masked mean; Keras 3's does.
+from keras.layers import GlobalAveragePooling1D
+
 from kerasformer.layers.activations import gelu_tanh, get_activation
 from kerasformer.layers.attention import MultiHeadAttention, attention_normalize
 from kerasformer.layers.crf import ConditionalRandomField
@@ -16,7 +19,8 @@ from kerasformer.layers.masks import (
     unilm_mask,
 )
 from kerasformer.layers.normalization import LayerNormalization, ScaleOffset
-from kerasformer.layers.pooling import FirstToken
+from kerasformer.layers.pooling import FirstToken, GlobalMaxPooling1D
+
 from kerasformer.layers.rotary import (
     SinusoidalPositionEmbedding,
     apply_rotary_position_embeddings,
