@@ -27,6 +27,12 @@ from kerasformer.layers.masks import APPLICATIONS, AttentionMask
 # Constructor arguments that say how weights are loaded, not what the model is: a
 # model's config (presets, `.keras` files) leaves them out.
 LOADING_ARGUMENTS = ("keep_tokens", "compound_tokens", "ignore_invalid_weights")
+# Constructor arguments that are tensors of the caller's graph: a model built with them
+# is a plain functional `keras.Model`, saved by its graph rather than by this config.
+GRAPH_ARGUMENTS = (
+    "layer_norm_cond", "layer_norm_cond_hidden_size", "layer_norm_cond_hidden_act",
+    "additional_input_layers",
+)
 
 # Axis roles of `Transformer.layout_rules`: sharded over the model-parallel mesh axis,
 # or over the data-parallel one.
@@ -247,6 +253,20 @@ class Transformer:
             and on TensorFlow — keyword arguments in graph mode — and
             `keras.remat` around dropout leaks a tracer on JAX and recomputes other
             masks on TensorFlow.)
+        layer_norm_cond: a `(batch, features)` Keras tensor of the caller's graph
+            that conditions every layer normalisation (Conditional Layer
+            Normalization, bert4keras' option of the same name): each gain and bias
+            is shifted by a zero-initialised Dense of it, trained from there.
+        layer_norm_cond_hidden_size: int. First map the condition through a
+            bias-free Dense of this width in each normalisation.
+        layer_norm_cond_hidden_act: activation of that Dense ("linear").
+        additional_input_layers: a `keras.Input` or a list of them, appended to the
+            model's inputs — those that `layer_norm_cond` is computed from.
+            With either, `build()` returns a plain functional `keras.Model` over
+            `[token_ids, segment_ids, *additional_input_layers]`; the conditional
+            Dense layers start at their initializers, not from a checkpoint, and the
+            compiled decode loop does not feed the condition (generate with a
+            subclassed `AutoRegressiveDecoder`, as bert4keras' examples do).
     """
 
     architecture = None  # the `model=` name in build_transformer_model
@@ -280,6 +300,10 @@ class Transformer:
         name=None,
         dtype=None,
         remat=False,
+        layer_norm_cond=None,
+        layer_norm_cond_hidden_size=None,
+        layer_norm_cond_hidden_act=None,
+        additional_input_layers=None,
     ):
         for arg, value in [
             ("vocab_size", vocab_size),
@@ -328,6 +352,25 @@ class Transformer:
         self.name = name
         self.dtype = dtype
         self.remat = bool(remat)
+        self.layer_norm_cond = _check_condition(layer_norm_cond)
+        self.layer_norm_cond_hidden_size = layer_norm_cond_hidden_size
+        self.layer_norm_cond_hidden_act = layer_norm_cond_hidden_act
+        if additional_input_layers is not None and not isinstance(additional_input_layers, list):
+            additional_input_layers = [additional_input_layers]
+        for tensor in additional_input_layers or ():
+            if not isinstance(tensor, keras.KerasTensor):
+                raise TypeError(
+                    f"additional_input_layers must hold keras.Input tensors, got {tensor!r}"
+                )
+        self.additional_input_layers = additional_input_layers
+        if self.layer_norm_cond is None and (layer_norm_cond_hidden_size is not None
+                                             or layer_norm_cond_hidden_act is not None):
+            raise ValueError("layer_norm_cond_hidden_size / _act need a layer_norm_cond")
+        if self.remat and self.is_graph_extended:
+            raise ValueError(
+                "remat cannot rematerialise a model with layer_norm_cond or "
+                "additional_input_layers (their tensors belong to the caller's graph)"
+            )
         self.layers = {}  # prefixed name -> layer, in creation order
         self.block_layers = {}  # block index -> names of the layers its first call created
         self.input_names = None  # keys of `get_inputs()`, in the model's input order
@@ -366,6 +409,28 @@ class Transformer:
                 f"than now {cls.__name__} ({', '.join(changed) or 'class'} differ)"
             )
         return self.layers[name]
+
+    @property
+    def is_graph_extended(self):
+        """Whether the model takes tensors of the caller's graph (`GRAPH_ARGUMENTS`)."""
+        return self.layer_norm_cond is not None or bool(self.additional_input_layers)
+
+    def norm_arguments(self):
+        """The conditional-normalisation arguments of every layer normalisation."""
+        if self.layer_norm_cond is None:
+            return {}
+        return {
+            "conditional": True,
+            "hidden_units": self.layer_norm_cond_hidden_size,
+            "hidden_activation": self.layer_norm_cond_hidden_act or "linear",
+            "hidden_initializer": self.initializer,
+        }
+
+    def normalize(self, layer, x):
+        """Calls a normalisation layer on `x`, with the condition when there is one."""
+        if self.layer_norm_cond is None:
+            return layer(x)
+        return layer([x, self.layer_norm_cond])
 
     def dropout(self, x, name, rate=None):
         """Dropout named `name`, skipped entirely at rate 0 (as in bert4keras)."""
@@ -556,6 +621,11 @@ class Transformer:
                 "decoding needs a model built with application='unilm' or 'lm', not "
                 f"{self.application!r}"
             )
+        if self.is_graph_extended:
+            return (
+                "the decode loop feeds token and segment ids only, not the inputs of "
+                "layer_norm_cond / additional_input_layers"
+            )
         return None
 
     def build(self, weights_follow=False):
@@ -566,14 +636,19 @@ class Transformer:
                 variables without random initialisation.
         """
         if self.model is None:
+            # the conditional Dense layers are not loaded: they keep their initializers
+            weights_follow = weights_follow and self.layer_norm_cond is None
             context = _weights_follow() if weights_follow else contextlib.nullcontext()
             with context:
                 inputs = self.get_inputs()
                 outputs = self.call(inputs)
             self.input_names = list(inputs)
-            self.inputs = list(inputs.values())
+            self.inputs = list(inputs.values()) + list(self.additional_input_layers or ())
             self.outputs = outputs if isinstance(outputs, list) else [outputs]
-            self.model = TransformerModel(self, self.inputs, outputs)
+            if self.is_graph_extended:
+                self.model = keras.Model(self.inputs, outputs, name=self.name)
+            else:
+                self.model = TransformerModel(self, self.inputs, outputs)
             for tensor in self.outputs:
                 setattr(tensor, OWNER, self)
         return self.model
@@ -704,7 +779,7 @@ class Transformer:
             self.prefix + path: src if not isinstance(src, str) else Source(src)
             for path, src in weight_map.sources.items()
         })
-        variables = {variable.path: variable for variable in self.model.weights}
+        variables = {variable.path: variable for variable in self.checkpoint_variables()}
         self.load_report = load_weights(
             variables,
             source,
@@ -716,13 +791,31 @@ class Transformer:
         )
         return self.load_report
 
+    def checkpoint_variables(self):
+        """The variables a checkpoint fills: all of the model's, but for the layers of
+        the caller's graph and the conditional normalisations' Dense layers."""
+        if not self.is_graph_extended:
+            return list(self.model.weights)
+        added = {
+            id(variable) for layer in self.layers.values() if getattr(layer, "conditional", False)
+            for dense in ("hidden_dense", "beta_dense", "gamma_dense") if hasattr(layer, dense)
+            for variable in getattr(layer, dense).weights
+        }
+        return [variable for layer in self.layers.values() for variable in layer.weights
+                if id(variable) not in added]
+
     # ------------------------------------------------------------------ config
 
     def get_config(self):
         """The architecture and the constructor arguments that rebuild this model
         (without those that only say how weights were loaded)."""
         config = {"architecture": self.architecture}
-        for name in sorted(self.argument_names() - set(LOADING_ARGUMENTS)):
+        if self.is_graph_extended:
+            raise ValueError(
+                "a model built with layer_norm_cond / additional_input_layers has no "
+                "config of its own: save its Keras model, which keeps the whole graph"
+            )
+        for name in sorted(self.argument_names() - {*LOADING_ARGUMENTS, *GRAPH_ARGUMENTS}):
             config[name] = getattr(self, name)
         config["vocab_size"] = self.vocab_size  # after keep_tokens / compound_tokens
         config["prefix"] = self.prefix or None
@@ -760,6 +853,22 @@ class Transformer:
     @property
     def num_parameters(self):
         return int(sum(math.prod(w.shape) for w in self.build().weights))
+
+
+def _check_condition(condition):
+    """`layer_norm_cond`: None, or a `(batch, features)` Keras tensor."""
+    if condition is None:
+        return None
+    if not isinstance(condition, keras.KerasTensor):
+        raise TypeError(
+            "layer_norm_cond must be a Keras tensor of the caller's graph (say the output "
+            f"of an Embedding of an extra keras.Input), got {type(condition).__name__}"
+        )
+    if len(condition.shape) != 2:
+        raise ValueError(
+            f"layer_norm_cond must be (batch, features), got shape {tuple(condition.shape)}"
+        )
+    return condition
 
 
 def _compound_item(item):

@@ -328,7 +328,7 @@ class BERT(Transformer):
             hierarchical=self.hierarchical_position,
             embeddings_initializer=self.initializer,
         )(x, position_ids=inputs.get("position_ids"))
-        x = self.norm_layer("Embedding-Norm")(x)
+        x = self.normalize(self.norm_layer("Embedding-Norm"), x)
         x = self.dropout(x, "Embedding-Dropout")
         return self.map_embeddings(x)  # (batch, seq, hidden_size)
 
@@ -359,13 +359,15 @@ class BERT(Transformer):
 
     def norm_layer(self, name):
         """The normalisation of the embeddings and of each residual."""
-        return self.layer(name, LayerNormalization, epsilon=self.layer_norm_epsilon)
+        return self.layer(
+            name, LayerNormalization, epsilon=self.layer_norm_epsilon, **self.norm_arguments()
+        )
 
     def residual(self, x, update, name):
         """`Norm(x + Dropout(update))`, the post-norm residual, named after `name`."""
         update = self.dropout(update, f"{name}-Dropout")
         x = self.layer(f"{name}-Add", MaskedAdd)([x, update])
-        return self.norm_layer(f"{name}-Norm")(x)
+        return self.normalize(self.norm_layer(f"{name}-Norm"), x)
 
     def apply_main_layers(self, x, index, context):
         attention = self.attention_layer(index)
@@ -410,7 +412,10 @@ class BERT(Transformer):
             activation=self.hidden_act,
             kernel_initializer=self.initializer,
         )(x)
-        x = self.layer("MLM-Norm", LayerNormalization, epsilon=MLM_NORM_EPSILON)(x)
+        norm = self.layer(
+            "MLM-Norm", LayerNormalization, epsilon=MLM_NORM_EPSILON, **self.norm_arguments()
+        )
+        x = self.normalize(norm, x)
         x = self.token_embedding()(x, mode="dense")  # (batch, seq, vocab_size)
         return self.layer("MLM-Bias", ScaleOffset, scale=False)(x)
 

@@ -59,7 +59,7 @@ class RoFormer(BERT):
     def apply_embeddings(self, inputs, context):
         x = self.token_embedding()(inputs["token_ids"])  # (batch, seq, embedding_size)
         x = self.add_segment_embeddings(x, inputs)
-        x = self.norm_layer("Embedding-Norm")(x)
+        x = self.normalize(self.norm_layer("Embedding-Norm"), x)
         x = self.dropout(x, "Embedding-Dropout")
         return self.map_embeddings(x)  # (batch, seq, hidden_size)
 

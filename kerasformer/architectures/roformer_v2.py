@@ -79,14 +79,14 @@ class RoFormerV2(RoFormer):
     def norm_layer(self, name):
         return self.layer(
             name, LayerNormalization, zero_mean=False, scale=False, offset=False,
-            epsilon=self.layer_norm_epsilon,
+            epsilon=self.layer_norm_epsilon, **self.norm_arguments(),
         )
 
     def apply_embeddings(self, inputs, context):
         x = self.token_embedding()(inputs["token_ids"])  # (batch, seq, embedding_size)
         x = self.add_segment_embeddings(x, inputs)
         x = self.dropout(x, "Embedding-Dropout")
-        x = self.norm_layer("Embedding-Norm")(x)
+        x = self.normalize(self.norm_layer("Embedding-Norm"), x)
         return self.map_embeddings(x)  # (batch, seq, hidden_size)
 
     def mlm_logits(self, x):

@@ -14,9 +14,7 @@ CONFIG_KEYS = (
 
 # bert4keras build() options that kerasformer does not implement.
 UNSUPPORTED_OPTIONS = (
-    "attention_caches", "layer_norm_cond", "layer_norm_cond_hidden_size",
-    "layer_norm_cond_hidden_act", "additional_input_layers",
-    "residual_attention_scores", "autoresize_weights", "layers",
+    "attention_caches", "residual_attention_scores", "autoresize_weights", "layers",
 )
 
 

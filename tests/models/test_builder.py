@@ -186,8 +186,8 @@ def test_unknown_model_and_application():
 def test_misspelt_and_unsupported_options():
     with pytest.raises(TypeError, match="did you mean 'with_pool'"):
         kf.build_transformer_model(**TINY, with_pol="linear")
-    with pytest.raises(TypeError, match="layer_norm_cond"):
-        kf.build_transformer_model(**TINY, layer_norm_cond=None)
+    with pytest.raises(TypeError, match="residual_attention_scores are not supported"):
+        kf.build_transformer_model(**TINY, residual_attention_scores=True)
 
 
 def test_wrong_checkpoint_path():
