@@ -1,4 +1,4 @@
-"""Writes tests/bert4keras_examples/: six original bert4keras example scripts, ported.
+"""Writes tests/bert4keras_examples/: seven original bert4keras example scripts, ported.
 
 Each port is its original, read at a pinned commit and checked against a pinned
 sha256, with the exact substitutions of the table below applied in order: imports
@@ -255,6 +255,38 @@ from bert4keras.snippets import uniout
             ("model.fit_generator(\n", "model.fit(\n"),
             ("model.load_weights('./latest_model.weights')",
              "model.load_weights('./latest_model.weights.h5')"),
+        ],
+    ),
+    Port(
+        name="conditional_language_model",
+        source="bert4keras",
+        path="examples/task_conditional_language_model.py",
+        sha256="47e5d4153245a1ff66a44924b70a9f29989d55455ddd022320ae269fbd2b6e8c",
+        substitutions=[
+            ("import re\n", "import os\nimport re\n"),
+            *imports("""
+from bert4keras.backend import keras, K
+from bert4keras.layers import Loss
+from bert4keras.models import build_transformer_model
+from bert4keras.tokenizers import Tokenizer, load_vocab
+from bert4keras.optimizers import Adam
+from bert4keras.snippets import sequence_padding, open
+from bert4keras.snippets import text_segmentate
+from bert4keras.snippets import DataGenerator, AutoRegressiveDecoder
+from bert4keras.snippets import uniout  # 打印中文
+"""),
+            # maxlen is also the generated length, each step an eager call
+            ("maxlen = 128\n", "maxlen = 12\n"),
+            ("batch_size = 32\n", "batch_size = 16\n"),
+            ("epochs = 20\n", "epochs = 1\n"),
+            *fixture_paths("chinese_L-12_H-768_A-12", "bert"),
+            *[(f"'datasets/sentiment/sentiment.{part}.data'",
+               here(f"data/sentiment/sentiment.{part}.data"))
+              for part in ("train", "valid", "test")],
+            ("model.save_weights('./best_model.weights')",
+             "model.save_weights('./best_model.weights.h5')"),
+            ("model.load_weights('./best_model.weights')",
+             "model.load_weights('./best_model.weights.h5')"),
         ],
     ),
     Port(

@@ -165,9 +165,12 @@ class AutoRegressiveDecoder:
         inputs = [np.array([i]) for i in inputs]
         loop = self._decode_loop(inputs, states, min_ends)
         if loop is not None:
+            # bert4keras keeps every token when topp >= 1 (the cumulative sum never
+            # passes it): task_conditional_language_model.py passes topp=5
             (samples,) = loop.random_sample(
                 [self._prefix(inputs)], n=n, maxlen=self.maxlen, minlen=self._loop_minlen(),
-                topk=topk, topp=topp, temperature=temperature,
+                topk=topk, topp=None if topp is not None and topp >= 1 else topp,
+                temperature=temperature,
                 seed=int(np.random.randint(2**31 - 1)))
             return [np.concatenate([self.first_output_ids[0], s]).astype(int) for s in samples]
         output_ids, results = self.first_output_ids, []

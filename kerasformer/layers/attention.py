@@ -41,7 +41,7 @@ def attention_normalize(logits, mask=None, method="softmax", length_floor=1, bia
     if method == "softmax":
         if mask is not None:
             logits = ops.where(mask, logits, MASKED_LOGIT)
-        return ops.softmax(logits, axis=-1)
+        return _softmax(logits)
     if mask is None:
         visible = ops.cast(ops.shape(logits)[-1], "float32")
     else:
@@ -55,6 +55,14 @@ def attention_normalize(logits, mask=None, method="softmax", length_floor=1, bia
     logits = logits * scale
     if mask is not None:
         logits = ops.where(mask, logits, MASKED_LOGIT)
+    return _softmax(logits)
+
+
+def _softmax(logits):
+    # One key (the first step of an eager decode) gets weight 1, masked or not, as
+    # with bert4keras' finite mask value; Keras would warn about a softmax over one.
+    if logits.shape[-1] == 1:
+        return ops.ones_like(logits)
     return ops.softmax(logits, axis=-1)
 
 

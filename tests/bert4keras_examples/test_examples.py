@@ -141,6 +141,23 @@ def test_simbert(run_port, tmp_path):
     assert (tmp_path / "best_model.weights.h5").is_file()
 
 
+def test_conditional_language_model(run_port, tmp_path):
+    out, script = run_port("conditional_language_model")
+    for label in ("正面采样:", "负面采样:"):  # five sampled sentences per sentiment
+        (shown,) = re.findall(re.escape(label) + r"\n(\[.*\]) \n", out)
+        assert len(eval(shown)) == 5 and all(isinstance(s, str) for s in eval(shown))
+    assert (tmp_path / "best_model.weights.h5").is_file()
+    # the label reaches every layer normalisation through layer_norm_cond ...
+    model = script["model"]
+    assert [tuple(t.shape) for t in model.inputs] == [(None, None), (None, None), (None, 1)]
+    ids = np.array([[2, 40, 41, 3]])
+    outputs = [keras.ops.convert_to_numpy(model([ids, ids * 0, np.array([[label]])]))
+               for label in (0, 1)]
+    assert np.abs(outputs[0] - outputs[1]).max() > 0  # trained away from zero: it matters
+    # ... and the decode loop cannot feed it, so the subclassed decoder ran eagerly
+    assert not script["random_sentiment"]._loops
+
+
 def test_masked_language_model(run_port):
     out, script = run_port("masked_language_model")
     probas = script["probas"]

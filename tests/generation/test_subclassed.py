@@ -83,6 +83,12 @@ def test_samples_are_reproducible_with_numpy_seeds(seq2seq):
     np.random.seed(5)
     again = decoder.random_sample(inputs, n=4, topp=0.9)
     assert [s.tolist() for s in first] == [s.tolist() for s in again]
+    # topp >= 1 keeps every token, as in bert4keras (its cumulative sum never passes it)
+    np.random.seed(5)
+    unrestricted = decoder.random_sample(inputs, n=4)
+    np.random.seed(5)
+    beyond_one = decoder.random_sample(inputs, n=4, topp=5)
+    assert [s.tolist() for s in beyond_one] == [s.tolist() for s in unrestricted]
 
 
 def test_a_subclass_without_predict_says_what_to_write():
