@@ -791,6 +791,48 @@ class Transformer:
         )
         return self.load_report
 
+    def save_weights_as_checkpoint(self, filename, mapping=None, dtype=None):
+        """Writes the weights as an original TF checkpoint (bert4keras' method), with
+        the tensor names of `weight_map("tf")`: bert4keras, TensorFlow and
+        `load_weights_from_checkpoint` read it back.
+
+        Args:
+            filename: checkpoint prefix, e.g. "out/bert_model.ckpt" (the `.index`,
+                `.data-00000-of-00001` and `checkpoint` files are written atomically).
+            mapping: optional {variable path: tensor name} replacing the weight map.
+            dtype: optional numpy dtype to store the tensors as (e.g. "float16").
+
+        A pruned or extended vocabulary (`keep_tokens`, `compound_tokens`) is saved as
+        the model has it, as bert4keras does.
+        """
+        from kerasformer.convert.tf_checkpoint import write_checkpoint
+
+        self.build()
+        sources = dict(mapping) if mapping is not None else self.weight_map("tf").sources
+        tensors = []
+        for variable in self.checkpoint_variables():
+            path = variable.path[len(self.prefix):]
+            source = sources.get(path)
+            if isinstance(source, str):
+                source = Source(source)
+            if not isinstance(source, Source):
+                why = f": {source.reason}" if source is not None else ""
+                raise ValueError(
+                    f"variable {variable.path!r} has no tensor name in the {self.architecture} "
+                    f"TF checkpoint layout{why}; pass mapping= to name it"
+                )
+            value = keras.ops.convert_to_numpy(variable)
+            if source.transform is not None:
+                if source.transform.name == "transpose":
+                    value = np.ascontiguousarray(value.T)
+                elif source.transform.name != "vocabulary":
+                    raise ValueError(f"cannot invert the {source.transform.name!r} transform "
+                                     f"of {variable.path!r}")
+            if dtype is not None:
+                value = value.astype(dtype)
+            tensors.append((source.name, value))
+        write_checkpoint(filename, tensors)
+
     def checkpoint_variables(self):
         """The variables a checkpoint fills: all of the model's, but for the layers of
         the caller's graph and the conditional normalisations' Dense layers."""

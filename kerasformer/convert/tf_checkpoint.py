@@ -780,3 +780,147 @@ class TFCheckpoint(CheckpointReader):
         array = np.empty(count, dtype=object)
         array[:] = strings
         return array.reshape(entry.shape)
+
+
+# --------------------------------------------------------------------------
+# Writing: the same format, for bert4keras' `save_weights_as_checkpoint`
+
+_WRITE_DTYPES = {np.dtype(v): k for k, v in _NUMPY_DTYPES.items() if k != _DT_BFLOAT16}
+_RESTART_INTERVAL = 16  # keys written whole every 16 entries, as TensorFlow does
+_BLOCK_BYTES = 4096
+
+
+def _write_varint(value):
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _proto_varint(number, value):
+    return _write_varint(number << 3) + _write_varint(value)
+
+
+def _proto_bytes(number, payload):
+    return _write_varint(number << 3 | 2) + _write_varint(len(payload)) + payload
+
+
+def _entry_proto(dtype, shape, offset, size, masked_crc):
+    """A BundleEntryProto: dtype, shape, shard 0, offset, size, crc32c (fixed32)."""
+    dims = b"".join(_proto_bytes(2, _proto_varint(1, dim)) for dim in shape)
+    return (_proto_varint(1, dtype) + _proto_bytes(2, dims) + _proto_varint(4, offset)
+            + _proto_varint(5, size) + _write_varint(6 << 3 | 5) + struct.pack("<I", masked_crc))
+
+
+def _block(entries):
+    """An SSTable block of sorted (key, value) pairs, prefix-compressed, with its
+    restart array."""
+    out, restarts, previous = bytearray(), [], b""
+    for count, (key, value) in enumerate(entries):
+        shared = 0
+        if count % _RESTART_INTERVAL:
+            while shared < min(len(key), len(previous)) and key[shared] == previous[shared]:
+                shared += 1
+        else:
+            restarts.append(len(out))
+        out += _write_varint(shared) + _write_varint(len(key) - shared) \
+            + _write_varint(len(value)) + key[shared:] + value
+        previous = key
+    restarts = restarts or [0]
+    out += struct.pack(f"<{len(restarts)}I", *restarts) + struct.pack("<I", len(restarts))
+    return bytes(out)
+
+
+def _table(entries):
+    """An SSTable of sorted (key, value) pairs: data blocks, an empty metaindex block,
+    the index block and the footer."""
+    out, index, pending, pending_bytes = bytearray(), [], [], 0
+
+    def add(contents):
+        handle = _write_varint(len(out)) + _write_varint(len(contents))
+        out.extend(contents + b"\0")
+        out.extend(struct.pack("<I", _mask(crc32c(contents + b"\0"))))
+        return handle
+
+    def flush():
+        nonlocal pending, pending_bytes
+        if pending:
+            index.append((pending[-1][0], add(_block(pending))))
+            pending, pending_bytes = [], 0
+
+    for key, value in entries:
+        pending.append((key, value))
+        pending_bytes += len(key) + len(value)
+        if pending_bytes >= _BLOCK_BYTES:
+            flush()
+    flush()
+    metaindex = add(_block([]))
+    footer = metaindex + add(_block(index))
+    out += footer + b"\0" * (_FOOTER_BYTES - 8 - len(footer)) + struct.pack("<Q", _TABLE_MAGIC)
+    return bytes(out)
+
+
+def write_checkpoint(prefix, tensors, progress=None):
+    """Writes a TensorFlow checkpoint (tensor bundle) `prefix`: `prefix.index`,
+    `prefix.data-00000-of-00001` and the `checkpoint` file beside them, as
+    `tf.train.Saver` would; TensorFlow, bert4keras and `TFCheckpoint` read it.
+
+    Args:
+        prefix: path prefix, e.g. "out/bert_model.ckpt".
+        tensors: iterable of (name, numpy array) pairs, written one at a time (the
+            data file streams; only the index is kept in memory).
+        progress: optional `kerasformer.progress.progress` label.
+
+    Every file is written under a temporary name and renamed when complete, so an
+    interrupted write leaves no checkpoint that loads half-written.
+    """
+    prefix = os.fspath(prefix)
+    directory = os.path.dirname(prefix) or "."
+    os.makedirs(directory, exist_ok=True)
+    data_path = f"{prefix}.data-00000-of-00001"
+    entries, offset = {}, 0
+    temporary = [f"{path}.partial" for path in (data_path, f"{prefix}.index")]
+    try:
+        with open(temporary[0], "wb") as data:
+            items = tensors.items() if isinstance(tensors, dict) else tensors
+            if progress is not None:
+                from kerasformer.progress import progress as bar
+
+                items = bar(list(items), progress, unit="tensor")
+            for name, array in items:
+                if not isinstance(name, str) or not name:
+                    raise ValueError(f"tensor names must be non-empty strings, got {name!r}")
+                if name in entries:
+                    raise ValueError(f"tensor {name!r} is given twice")
+                array = np.asarray(array)
+                if array.dtype.name == "bfloat16":  # ml_dtypes, as Keras hands it out
+                    array, dtype = array.view(np.uint16), _DT_BFLOAT16
+                else:
+                    dtype = _WRITE_DTYPES.get(array.dtype.newbyteorder("<"))
+                if dtype is None:
+                    raise ValueError(f"tensor {name!r}: dtype {array.dtype} has no "
+                                     "TensorFlow checkpoint type")
+                raw = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
+                data.write(raw.tobytes())
+                entries[name] = _entry_proto(dtype, array.shape, offset, raw.nbytes,
+                                             _mask(crc32c(raw)))
+                offset += raw.nbytes
+        header = _proto_varint(1, 1) + _proto_varint(2, 0) + _proto_bytes(3, _proto_varint(1, 1))
+        table = _table([(b"", header)] + [(key.encode("utf-8"), entries[key])
+                                          for key in sorted(entries, key=str.encode)])
+        with open(temporary[1], "wb") as index:
+            index.write(table)
+        os.replace(temporary[0], data_path)
+        os.replace(temporary[1], f"{prefix}.index")
+    finally:
+        for path in temporary:
+            if os.path.exists(path):
+                os.remove(path)
+    name = os.path.basename(prefix)
+    state = f'model_checkpoint_path: "{name}"\nall_model_checkpoint_paths: "{name}"\n'
+    with open(os.path.join(directory, "checkpoint.partial"), "w", encoding="utf-8") as file:
+        file.write(state)
+    os.replace(os.path.join(directory, "checkpoint.partial"), os.path.join(directory, "checkpoint"))

@@ -63,3 +63,45 @@ def test_a_keras_file_of_a_similarity_model_still_generates(tmp_path):
     for got, expected in zip(to_numpy(model([ids, ids * 0])), to_numpy(sim.model([ids, ids * 0]))):
         np.testing.assert_allclose(got, expected, atol=1e-6)
     assert again.generate("今天天气不错", beam=2) == sim.generate("今天天气不错", beam=2)
+
+
+@pytest.mark.parametrize("architecture, options", [
+    ("bert", {"with_pool": True, "with_nsp": True, "with_mlm": True}),  # NSP is transposed
+    ("roformer_v2", {"with_mlm": True}),
+    ("gau_alpha", {"attention_key_size": 8}),
+])
+def test_saved_checkpoints_load_back(tmp_path, architecture, options):
+    """bert4keras' save_weights_as_checkpoint: the original layout's names, read back
+    strictly by the loader (TensorFlow reads the format: tests/convert)."""
+    def build(checkpoint=None):
+        return kf.build_transformer_model(None, checkpoint, model=architecture,
+                                          return_keras_model=False, **SIZES, **options)
+
+    transformer = build()
+    rng = np.random.default_rng(0)
+    for variable in transformer.model.weights:  # nothing left at its initial value
+        variable.assign(rng.normal(0, 0.5, variable.shape).astype("float32"))
+    prefix = tmp_path / "bert_model.ckpt"
+    transformer.save_weights_as_checkpoint(prefix)
+    loaded = build(prefix)
+    assert loaded.load_report.ok
+    for a, b in zip(loaded.model.weights, transformer.model.weights):
+        np.testing.assert_array_equal(to_numpy(a), to_numpy(b), err_msg=a.path)
+
+
+def test_a_pruned_vocabulary_is_saved_as_the_model_has_it(tmp_path):
+    config = MODELS / "roformer" / "bert_config.json"
+    checkpoint = MODELS / "roformer" / "bert_model.ckpt"
+    keep = list(range(0, 345, 3))
+    pruned = kf.build_transformer_model(config, checkpoint, model="roformer",
+                                        keep_tokens=keep, return_keras_model=False)
+    pruned.save_weights_as_checkpoint(tmp_path / "pruned.ckpt", dtype="float16")
+    again = kf.build_transformer_model(config, tmp_path / "pruned.ckpt", model="roformer",
+                                       vocab_size=len(keep), return_keras_model=False)
+    ids = np.array([[2, 40, 41, 3]])
+    np.testing.assert_allclose(to_numpy(again.model([ids, ids * 0])),
+                               to_numpy(pruned.model([ids, ids * 0])), atol=5e-3)  # float16
+    with pytest.raises(ValueError, match="'Embedding-Segment/embeddings' has no tensor name"):
+        pruned.save_weights_as_checkpoint(tmp_path / "partial.ckpt", mapping={
+            "Embedding-Token/embeddings": "bert/embeddings/word_embeddings"})
+    assert not (tmp_path / "partial.ckpt.index").exists()

@@ -629,3 +629,51 @@ def test_bad_keys(tmp_path, key):
     prefix = _write_records(tmp_path / "keys", [(key, _entry(1, (1,)))], bytes(16))
     with fails_fast(mentions(f"{prefix}.index")):
         TFCheckpoint(prefix)
+
+
+# --------------------------------------------------------------------------
+# Writing
+
+
+def test_written_checkpoints_read_in_tensorflow(tmp_path):
+    """`write_checkpoint` makes what TensorFlow reads (checksums verified) and what
+    `TFCheckpoint` reads, over several index blocks, every dtype a model holds."""
+    tf = pytest.importorskip("tensorflow")
+    import ml_dtypes
+
+    rng = np.random.default_rng(0)
+    tensors = {f"bert/encoder/layer_{i}/attention/self/query/kernel":
+               rng.normal(size=(4, 3)).astype(np.float32) for i in range(300)}
+    tensors.update({"ints": np.arange(6, dtype=np.int32).reshape(2, 3),
+                    "half": rng.normal(size=(5,)).astype(np.float16),
+                    "brain": rng.normal(size=(2, 2)).astype(ml_dtypes.bfloat16),
+                    "scalar": np.float32(2.5), "empty": np.zeros((0, 4), np.float32)})
+    prefix = tmp_path / "out" / "model.ckpt"
+    tf_checkpoint.write_checkpoint(prefix, tensors)
+    assert len(list((tmp_path / "out").iterdir())) == 3  # index, data, checkpoint: no leftovers
+    assert tf.train.latest_checkpoint(str(tmp_path / "out")) == str(prefix)
+    reader = tf.train.load_checkpoint(str(prefix))
+    assert sorted(reader.get_variable_to_shape_map()) == sorted(tensors)
+    ours = TFCheckpoint(prefix)
+    for name, value in tensors.items():
+        want = np.asarray(value)
+        assert reader.get_tensor(name).tobytes() == want.tobytes(), name
+        if want.dtype == ml_dtypes.bfloat16:  # read back widened to float32
+            np.testing.assert_array_equal(ours[name], want.astype(np.float32))
+        else:
+            assert ours[name].dtype == want.dtype and ours[name].tobytes() == want.tobytes()
+
+
+def test_a_failed_write_leaves_nothing(tmp_path):
+    def tensors():
+        yield "first", np.zeros(3, np.float32)
+        raise KeyboardInterrupt  # interrupted half-way
+
+    with pytest.raises(KeyboardInterrupt):
+        tf_checkpoint.write_checkpoint(tmp_path / "model.ckpt", tensors())
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ValueError, match="'strings': dtype <U1 has no TensorFlow"):
+        tf_checkpoint.write_checkpoint(tmp_path / "model.ckpt", {"strings": np.array(["a"])})
+    with pytest.raises(ValueError, match="tensor names must be non-empty strings"):
+        tf_checkpoint.write_checkpoint(tmp_path / "model.ckpt", [("", np.zeros(1))])
+    assert list(tmp_path.iterdir()) == []
