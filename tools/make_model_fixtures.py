@@ -8,7 +8,9 @@ plus reference.npz (inputs and bert4keras' outputs for every case) and cases.jso
 Run with the reference environment (../shared/reference/README.md):
 
     ../shared/reference/setup-bert4keras.sh /tmp/bert4keras-ref
-    TF_USE_LEGACY_KERAS=1 TF_KERAS=1 /tmp/bert4keras-ref/bin/python tools/make_model_fixtures.py
+    TF_USE_LEGACY_KERAS=1 TF_KERAS=1 /tmp/bert4keras-ref/bin/python tools/make_model_fixtures.py [NAME ...]
+
+(NAME: only these fixtures, e.g. `gpt2`; all of them by default.)
 
 Every weight is randomised (seeded) before the checkpoint is written, so a wrong bias
 or gain mapping cannot pass; the checkpoint is re-read through bert4keras' own
@@ -81,6 +83,8 @@ class GAUAlpha(RoFormerV2):
 
 
 MODELS = {"gau_alpha": GAUAlpha}
+# Models whose only input is the token ids (no segments).
+TOKENS_ONLY = {"gpt2"}
 
 
 def build_vocab():
@@ -177,12 +181,13 @@ def make_fixture(name, model, config, full_kwargs, cases, seed):
         **full_kwargs
     )
     randomise(full.model, seed)
-    expected_full = as_list(full.model.predict([token_ids, segment_ids], verbose=0))
+    full_feed = [token_ids] if model in TOKENS_ONLY else [token_ids, segment_ids]
+    expected_full = as_list(full.model.predict(full_feed, verbose=0))
     variables = save_checkpoint(full, prefix)
     reloaded = build_transformer_model(
         str(config_path), str(prefix), model=MODELS.get(model, model), **full_kwargs
     )
-    for want, got in zip(expected_full, as_list(reloaded.predict([token_ids, segment_ids], verbose=0))):
+    for want, got in zip(expected_full, as_list(reloaded.predict(full_feed, verbose=0))):
         np.testing.assert_array_equal(want, got)
 
     arrays = {}
@@ -201,6 +206,8 @@ def make_fixture(name, model, config, full_kwargs, cases, seed):
             vocab_size = len(kwargs["keep_tokens"]) + len(kwargs.get("compound_tokens", []))
             token_ids = np.where(token_ids > 0, token_ids % vocab_size, 0)
         feed = [token_ids, inputs[prefix_key + "segment_ids"]]
+        if model in TOKENS_ONLY:
+            feed = [token_ids]
         if kwargs.get("custom_position_ids"):
             positions = np.tile(np.arange(feed[0].shape[1])[None] * 2 + 1, (len(feed[0]), 1))
             feed.append(positions.astype(np.int32))
@@ -284,8 +291,21 @@ FACTORIZED_CASES = {
 }
 
 
-def main():
+GPT2_CASES = {
+    "lm": {},
+    "logits": {"kwargs": {"final_activation": "linear"}},
+    "keep_tokens": {"kwargs": {"keep_tokens": [0, 1, 2, 3, 4] + list(range(60, 300, 3))}},
+    "hierarchical_long": {"long": True, "kwargs": {"hierarchical_position": True}},
+}
+
+
+def main(names):
+    """Writes the fixtures named in `names` (all when empty)."""
     print("bert4keras", bert4keras.__version__, "tensorflow", tf.__version__, file=sys.stderr)
+    global make_fixture
+    write = make_fixture
+    make_fixture = lambda name, *args, **kwargs: (  # noqa: E731
+        write(name, *args, **kwargs) if not names or name in names else None)
     make_fixture("bert", "bert", BASE,
                  {"with_pool": True, "with_nsp": True, "with_mlm": True}, BERT_CASES, seed=1)
     make_fixture("bert_factorized", "bert", dict(BASE, embedding_size=32),
@@ -303,8 +323,10 @@ def main():
                  seed=6)
     gau = dict(BASE, hidden_act="swish", num_attention_heads=1, attention_key_size=16)
     make_fixture("gau_alpha", "gau_alpha", gau, {"with_mlm": True}, GAU_CASES, seed=7)
+    # GPT-2 (CPM-LM's architecture): pre-LN, eps 1e-5, learned positions, tied LM head.
+    make_fixture("gpt2", "gpt2", dict(BASE, hidden_dropout_prob=0.0), {}, GPT2_CASES, seed=8)
 
 
 if __name__ == "__main__":
     os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
-    main()
+    main(set(sys.argv[1:]))

@@ -19,7 +19,7 @@ _DISCOVERED = False
 
 # bert4keras model names kerasformer does not build (yet), to say so plainly.
 BERT4KERAS_ONLY = (
-    "albert", "albert_unshared", "nezha", "electra", "gpt", "gpt2", "gpt2_ml",
+    "albert", "albert_unshared", "nezha", "electra", "gpt", "gpt2_ml",
     *(f"{t5}{part}" for t5 in ("t5", "t5.1.0", "t5.1.1", "mt5.1.1")
       for part in ("", "_encoder", "_decoder")),
 )

@@ -645,10 +645,12 @@ class Transformer:
             self.input_names = list(inputs)
             self.inputs = list(inputs.values()) + list(self.additional_input_layers or ())
             self.outputs = outputs if isinstance(outputs, list) else [outputs]
+            # one input is not a list: a model of token ids alone takes a bare array
+            inputs = self.inputs[0] if len(self.inputs) == 1 else self.inputs
             if self.is_graph_extended:
-                self.model = keras.Model(self.inputs, outputs, name=self.name)
+                self.model = keras.Model(inputs, outputs, name=self.name)
             else:
-                self.model = TransformerModel(self, self.inputs, outputs)
+                self.model = TransformerModel(self, inputs, outputs)
             for tensor in self.outputs:
                 setattr(tensor, OWNER, self)
         return self.model
