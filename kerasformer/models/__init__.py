@@ -6,6 +6,7 @@ their bert4keras class names.
 from kerasformer.architectures.base import Transformer, TransformerModel
 from kerasformer.architectures.bert import BERT
 from kerasformer.architectures.gau_alpha import GAUAlpha
+from kerasformer.architectures.gpt2 import GPT2
 from kerasformer.architectures.roformer import RoFormer
 from kerasformer.architectures.roformer_v2 import RoFormerV2
 from kerasformer.loading import load

@@ -1,0 +1,68 @@
+"""GPT-2 (`model="gpt2"`): Hugging Face GPT2LMHeadModel files against transformers'
+own outputs (tools/make_gpt2_hf_fixtures.py), recognition of both layouts, and the
+decode loop on a pre-LN causal model. The original TF layout against bert4keras is
+tests/architectures/test_parity.py (fixture gpt2)."""
+import numpy as np
+import pytest
+
+import kerasformer as kf
+from kerasformer import architectures
+from kerasformer.convert.checkpoints import open_checkpoint
+from kerasformer.generation import AutoRegressiveDecoder
+from tests.conftest import FIXTURES
+from tests.helpers import to_numpy
+
+GPT2 = FIXTURES / "models" / "gpt2"
+HF = np.load(GPT2 / "hf_reference.npz")
+BERT4KERAS = np.load(GPT2 / "reference.npz")
+
+
+def build(checkpoint=GPT2 / "bert_model.ckpt", **kwargs):
+    return kf.build_transformer_model(GPT2 / "bert_config.json", checkpoint, model="gpt2",
+                                      return_keras_model=False, **kwargs)
+
+
+@pytest.mark.backends
+@pytest.mark.parametrize("file", ["model.safetensors", "pytorch_model.bin"])
+def test_hugging_face_files_match_transformers(file):
+    transformer = build(GPT2 / "hf" / file)
+    assert transformer.load_report.ok
+    token_ids, mask = HF["lm/token_ids"], HF["lm/attention_mask"].astype(bool)
+    probabilities = to_numpy(transformer.model(token_ids))
+    # every position that is not padding: HF and bert4keras differ on padded rows only
+    np.testing.assert_allclose(probabilities[mask], HF["lm/probabilities"][mask], atol=1e-4)
+    np.testing.assert_allclose(probabilities[mask], BERT4KERAS["lm/output_0"][mask], atol=1e-4)
+
+
+def test_both_layouts_are_recognised_as_gpt2():
+    for path in (GPT2 / "bert_model.ckpt", GPT2 / "hf" / "model.safetensors",
+                 GPT2 / "hf" / "pytorch_model.bin"):
+        assert architectures.recognise_checkpoint(open_checkpoint(path).keys()) == "gpt2", path
+
+
+def test_decoding_follows_the_full_forward_pass():
+    """Greedy decoding through the KV cache (the final norm in `logits`) picks what the
+    uncached model picks, step by step."""
+    transformer = build()
+    model = transformer.model
+    prefix = [2, 40, 41, 42]
+    (greedy,) = AutoRegressiveDecoder(transformer, end_id=3).beam_search(
+        [prefix], beam=1, maxlen=10)
+    expected, sequence = [], list(prefix)
+    for _ in range(10):
+        token = int(to_numpy(model(np.array([sequence])))[0, -1].argmax())
+        expected.append(token)
+        sequence.append(token)
+        if token == 3:
+            break
+    assert greedy.tolist() == expected
+
+
+def test_what_gpt2_does_not_have_is_a_clear_error():
+    config = GPT2 / "bert_config.json"
+    with pytest.raises(ValueError, match="application must be 'lm'"):
+        kf.build_transformer_model(config, model="gpt2", application="unilm")
+    with pytest.raises(ValueError, match="GPT-2 has no with_pool"):
+        kf.build_transformer_model(config, model="gpt2", with_pool=True)
+    with pytest.raises(ValueError, match="embedding_size 32 must equal hidden_size 64"):
+        kf.build_transformer_model(config, model="gpt2", embedding_size=32)
