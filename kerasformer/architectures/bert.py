@@ -316,10 +316,9 @@ class BERT(Transformer):
             kernel_initializer=self.initializer,
         )(x)
 
-    def apply_embeddings(self, inputs, context):
-        x = self.token_embedding()(inputs["token_ids"])  # (batch, seq, embedding_size)
-        x = self.add_segment_embeddings(x, inputs)
-        x = self.layer(
+    def add_position_embeddings(self, x, inputs):
+        """Adds the learned position embeddings (of `inputs["position_ids"]` if given)."""
+        return self.layer(
             "Embedding-Position",
             PositionEmbedding,
             input_dim=self.max_position,
@@ -328,6 +327,11 @@ class BERT(Transformer):
             hierarchical=self.hierarchical_position,
             embeddings_initializer=self.initializer,
         )(x, position_ids=inputs.get("position_ids"))
+
+    def apply_embeddings(self, inputs, context):
+        x = self.token_embedding()(inputs["token_ids"])  # (batch, seq, embedding_size)
+        x = self.add_segment_embeddings(x, inputs)
+        x = self.add_position_embeddings(x, inputs)
         x = self.normalize(self.norm_layer("Embedding-Norm"), x)
         x = self.dropout(x, "Embedding-Dropout")
         return self.map_embeddings(x)  # (batch, seq, hidden_size)

@@ -21,7 +21,6 @@ from kerasformer.architectures import register
 from kerasformer.architectures.base import MODEL
 from kerasformer.architectures.bert import BERT, BLOCK_KERNEL_LAYOUT, expand
 from kerasformer.convert.weights import Source, Transform, WeightMap
-from kerasformer.layers.embeddings import PositionEmbedding
 from kerasformer.layers.masks import MaskedAdd
 
 TF_NAMES = {
@@ -124,15 +123,7 @@ class GPT2(BERT):
 
     def apply_embeddings(self, inputs, context):
         x = self.token_embedding()(inputs["token_ids"])  # (batch, seq, hidden)
-        return self.layer(
-            "Embedding-Position",
-            PositionEmbedding,
-            input_dim=self.max_position,
-            output_dim=self.embedding_size,
-            merge_mode="add",
-            hierarchical=self.hierarchical_position,
-            embeddings_initializer=self.initializer,
-        )(x, position_ids=inputs.get("position_ids"))
+        return self.add_position_embeddings(x, inputs)
 
     def pre_norm_residual(self, x, update, name):
         """`x + Dropout(update(Norm(x)))`, the pre-LN residual, named after `name`."""
