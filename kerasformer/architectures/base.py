@@ -718,6 +718,12 @@ class Transformer:
         raise NotImplementedError
 
     @classmethod
+    def standard_config(cls, config):
+        """`config` in bert4keras' keys (`hidden_size`, `num_hidden_layers`, ...): an
+        architecture whose Hugging Face configs name them otherwise translates here."""
+        return config
+
+    @classmethod
     def recognises_checkpoint(cls, names):
         """Whether tensor names (of either layout) are those of this architecture's
         checkpoints. Architectures make their tests exclusive of each other's."""

@@ -67,6 +67,15 @@ HF_FUSED = "transformer.h.{i}.attn.c_attn.{kind}"
 # The tied LM head copy and the causal-mask buffers of older exports.
 HF_IGNORED = (r"^lm_head\.weight$", r"(^|\.)attn\.(masked_)?bias$")
 
+# bert4keras config keys and the Hugging Face GPT2Config keys they are read from.
+HF_CONFIG_KEYS = {
+    "vocab_size": "vocab_size", "hidden_size": "n_embd", "num_hidden_layers": "n_layer",
+    "num_attention_heads": "n_head", "intermediate_size": "n_inner",
+    "max_position_embeddings": "n_positions", "hidden_act": "activation_function",
+    "hidden_dropout_prob": "resid_pdrop", "attention_probs_dropout_prob": "attn_pdrop",
+    "layer_norm_epsilon": "layer_norm_epsilon",
+}
+
 TF_SIGN = r"^gpt/transformer/layer_\d+/attention/input/LayerNorm/gamma$"
 HF_SIGN = r"(^|\.)h\.\d+\.attn\.c_attn\.weight$"
 
@@ -186,6 +195,19 @@ class GPT2(BERT):
                     path = f"Transformer-{i}-MultiHeadSelfAttention/{dense}_dense/{part}"
                     sources[path] = Source(name, _third(index))
         return WeightMap(sources, ignored=HF_IGNORED, prefix=self.hf_prefix + ".")
+
+    @classmethod
+    def standard_config(cls, config):
+        """A Hugging Face GPT-2 config (`n_embd`, `n_layer`, ...) in bert4keras' keys;
+        a `bert_config.json` as it is. `n_inner` None means 4 × `n_embd`, as in
+        transformers."""
+        if "n_embd" not in config:
+            return config
+        translated = {key: config[hf] for key, hf in HF_CONFIG_KEYS.items() if hf in config}
+        if config.get("n_inner") is None:
+            translated["intermediate_size"] = 4 * config["n_embd"]
+        translated.setdefault("hidden_act", config.get("activation_function", "gelu_new"))
+        return translated
 
     @classmethod
     def recognises_checkpoint(cls, names):

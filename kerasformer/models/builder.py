@@ -30,6 +30,7 @@ def transformer_arguments(architecture, config, kwargs, config_path=None):
     `initializer_range`); explicit keyword arguments it does not know are errors, so
     a misspelt option never goes unnoticed.
     """
+    config = architecture.standard_config(config)
     accepted = architecture.argument_names()
     unsupported = sorted(set(kwargs) & set(UNSUPPORTED_OPTIONS))
     if unsupported:

@@ -25,13 +25,25 @@ def build(checkpoint=GPT2 / "bert_model.ckpt", **kwargs):
 @pytest.mark.backends
 @pytest.mark.parametrize("file", ["model.safetensors", "pytorch_model.bin"])
 def test_hugging_face_files_match_transformers(file):
-    transformer = build(GPT2 / "hf" / file)
+    # the Hugging Face config's keys (n_embd, n_layer, ...) are read as bert4keras' own
+    transformer = kf.build_transformer_model(GPT2 / "hf" / "config.json", GPT2 / "hf" / file,
+                                             model="gpt2", return_keras_model=False)
+    same = {k: v for k, v in build().get_config().items() if "dropout" not in k}
+    assert {k: v for k, v in transformer.get_config().items() if "dropout" not in k} == same
     assert transformer.load_report.ok
     token_ids, mask = HF["lm/token_ids"], HF["lm/attention_mask"].astype(bool)
     probabilities = to_numpy(transformer.model(token_ids))
     # every position that is not padding: HF and bert4keras differ on padded rows only
     np.testing.assert_allclose(probabilities[mask], HF["lm/probabilities"][mask], atol=1e-4)
     np.testing.assert_allclose(probabilities[mask], BERT4KERAS["lm/output_0"][mask], atol=1e-4)
+
+
+def test_hugging_face_config_defaults():
+    from kerasformer.architectures.gpt2 import GPT2 as Architecture
+
+    config = Architecture.standard_config({"n_embd": 8, "n_layer": 1, "n_head": 2,
+                                           "vocab_size": 10, "n_inner": None})
+    assert config["intermediate_size"] == 32 and config["hidden_act"] == "gelu_new"
 
 
 def test_both_layouts_are_recognised_as_gpt2():
