@@ -186,7 +186,7 @@ class TransformerModel(keras.Model):
             return super().call(inputs, training=training, mask=mask, **kwargs)
         # Training with remat: the same layers run block by block, each block
         # rematerialised (`Transformer.call_rematerialised`), instead of the graph.
-        inputs = self._standardize_inputs(inputs)
+        inputs = keras.tree.flatten(self._standardize_inputs(inputs))  # one input: a tensor
         for x, x_mask in zip(inputs, keras.tree.flatten(mask) if mask is not None else ()):
             if x_mask is not None:
                 set_keras_mask(x, x_mask)

@@ -78,3 +78,22 @@ def test_what_gpt2_does_not_have_is_a_clear_error():
         kf.build_transformer_model(config, model="gpt2", with_pool=True)
     with pytest.raises(ValueError, match="embedding_size 32 must equal hidden_size 64"):
         kf.build_transformer_model(config, model="gpt2", embedding_size=32)
+
+
+def test_fit_trains_the_language_model_with_and_without_remat():
+    """GPT-2 takes a bare array of token ids, under `fit` too; remat (each block
+    rematerialised, dropout replayed) gives the plain model's losses."""
+    import keras
+
+    ids = np.random.default_rng(0).integers(1, 50, (4, 8))
+    losses = []
+    for remat in (False, True):
+        keras.utils.set_random_seed(0)
+        model = kf.build_transformer_model(
+            None, model="gpt2", vocab_size=50, hidden_size=16, num_hidden_layers=2,
+            num_attention_heads=2, intermediate_size=32, hidden_act="gelu",
+            max_position_embeddings=16, hidden_dropout_prob=0.1, remat=remat)
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        losses.append(model.fit(ids[:, :-1], ids[:, 1:], epochs=3, verbose=0).history["loss"])
+    assert losses[0][-1] < losses[0][0]
+    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-5)
