@@ -325,7 +325,9 @@ Paraphrases ({paraphrase['sentences']} test-set sentences — LCQMC questions an
 descriptions, never trained on — 10 samples each, the model's top-k 5 sampling):
 distinct-1 {paraphrase['distinct_1']:.3f}, distinct-2 {paraphrase['distinct_2']:.3f},
 self-BLEU {paraphrase['self_bleu']:.3f} (lower is more diverse), faithfulness (mean
-cosine of a sample to its source) {paraphrase['faithfulness']:.3f}.
+cosine of a sample to its source) {paraphrase['faithfulness']:.3f}, rewordings (samples
+that are neither the source nor a near copy of it — the source up to punctuation, one
+character added or dropped, a repeated span) {paraphrase['rewordings']:.3f}.
 
 ## Limits of this version
 
@@ -343,7 +345,8 @@ cosine of a sample to its source) {paraphrase['faithfulness']:.3f}.
 
 ## Ten inputs and their top generations
 
-`sim.similar(text, n=100, k=5, seed=0)`, the three best by cosine:
+`sim.similar(text, n=100, k=5, seed=0)`, the three best by cosine (`similar` drops
+near copies of the input unless `near_copies=True`):
 
 | input | top generations (cosine) |
 |---|---|

@@ -69,3 +69,9 @@ class CheckpointReader(collections.abc.Mapping):
             close = difflib.get_close_matches(str(name), self._entries, n=3)
             hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
             raise KeyError(f"no {self.noun} {name!r} in {self.description}{hint}") from None
+
+    def read_rows(self, name, start, stop):
+        """Rows `start:stop` of the first axis of tensor `name`. Readers that can read
+        a part of a tensor without the rest override this (converters stream large
+        tensors through it); the default reads the whole tensor."""
+        return self[name][start:stop]

@@ -148,17 +148,19 @@ def _crc_register(data):
     return int(registers[0])
 
 
-def crc32c(data) -> int:
+def crc32c(data, crc=0) -> int:
     """CRC-32C (Castagnoli) of `data`: bytes-like, or a numpy array's memory.
 
-    Pure numpy, vectorised across lanes (see `_crc_register`): a few hundred
-    MB/s on one core, so checking a 400 MB checkpoint takes seconds.
+    `crc` continues a checksum: `crc32c(b, crc32c(a)) == crc32c(a + b)`, so data
+    written in pieces is checked in pieces. Pure numpy, vectorised across lanes (see
+    `_crc_register`): a few hundred MB/s on one core, so checking a 400 MB
+    checkpoint takes seconds.
     """
     if isinstance(data, np.ndarray):
         data = np.ascontiguousarray(data).reshape(-1).view(np.uint8)
     else:
         data = np.frombuffer(data, dtype=np.uint8)
-    register = 0xFFFFFFFF
+    register = crc ^ 0xFFFFFFFF
     for start in range(0, data.size, _CHUNK_BYTES):
         chunk = data[start:start + _CHUNK_BYTES]
         advanced = int(_gf2_apply(_zero_bytes_matrix(chunk.size), register))
@@ -786,6 +788,16 @@ class TFCheckpoint(CheckpointReader):
 # Writing: the same format, for bert4keras' `save_weights_as_checkpoint`
 
 _WRITE_DTYPES = {np.dtype(v): k for k, v in _NUMPY_DTYPES.items() if k != _DT_BFLOAT16}
+
+
+def _write_dtype(name, dtype):
+    """The DataType a tensor of numpy `dtype` is stored as (ml_dtypes' bfloat16 too)."""
+    if dtype.name == "bfloat16":
+        return _DT_BFLOAT16
+    code = _WRITE_DTYPES.get(dtype.newbyteorder("<"))
+    if code is None:
+        raise ValueError(f"tensor {name!r}: dtype {dtype} has no TensorFlow checkpoint type")
+    return code
 _RESTART_INTERVAL = 16  # keys written whole every 16 entries, as TensorFlow does
 _BLOCK_BYTES = 4096
 
@@ -863,6 +875,14 @@ def _table(entries):
     return bytes(out)
 
 
+class StreamedTensor(NamedTuple):
+    """A tensor written in pieces: `blocks()` yields arrays whose elements, in order,
+    are the tensor's in C order (e.g. row blocks), so no more than a block is held."""
+    dtype: np.dtype
+    shape: tuple
+    blocks: object  # () -> iterator of arrays
+
+
 def write_checkpoint(prefix, tensors, progress=None):
     """Writes a TensorFlow checkpoint (tensor bundle) `prefix`: `prefix.index`,
     `prefix.data-00000-of-00001` and the `checkpoint` file beside them, as
@@ -870,8 +890,8 @@ def write_checkpoint(prefix, tensors, progress=None):
 
     Args:
         prefix: path prefix, e.g. "out/bert_model.ckpt".
-        tensors: iterable of (name, numpy array) pairs, written one at a time (the
-            data file streams; only the index is kept in memory).
+        tensors: iterable of (name, numpy array or `StreamedTensor`) pairs, written
+            one at a time (the data file streams; only the index is kept in memory).
         progress: optional `kerasformer.progress.progress` label.
 
     Every file is written under a temporary name and renamed when complete, so an
@@ -890,24 +910,29 @@ def write_checkpoint(prefix, tensors, progress=None):
                 from kerasformer.progress import progress as bar
 
                 items = bar(list(items), progress, unit="tensor")
-            for name, array in items:
+            for name, value in items:
                 if not isinstance(name, str) or not name:
                     raise ValueError(f"tensor names must be non-empty strings, got {name!r}")
                 if name in entries:
                     raise ValueError(f"tensor {name!r} is given twice")
-                array = np.asarray(array)
-                if array.dtype.name == "bfloat16":  # ml_dtypes, as Keras hands it out
-                    array, dtype = array.view(np.uint16), _DT_BFLOAT16
-                else:
-                    dtype = _WRITE_DTYPES.get(array.dtype.newbyteorder("<"))
-                if dtype is None:
-                    raise ValueError(f"tensor {name!r}: dtype {array.dtype} has no "
-                                     "TensorFlow checkpoint type")
-                raw = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
-                data.write(raw.tobytes())
-                entries[name] = _entry_proto(dtype, array.shape, offset, raw.nbytes,
-                                             _mask(crc32c(raw)))
-                offset += raw.nbytes
+                if not isinstance(value, StreamedTensor):
+                    array = np.asarray(value)
+                    value = StreamedTensor(array.dtype, array.shape, lambda a=array: [a])
+                dtype = _write_dtype(name, np.dtype(value.dtype))
+                crc, size = 0, 0
+                for block in value.blocks():
+                    block = np.asarray(block)
+                    if block.dtype.name == "bfloat16":  # ml_dtypes: stored as its bits
+                        block = block.view(np.uint16)
+                    raw = np.ascontiguousarray(block, dtype=block.dtype.newbyteorder("<"))
+                    data.write(raw.data)
+                    crc, size = crc32c(raw, crc), size + raw.nbytes
+                expected = math.prod(value.shape) * np.dtype(value.dtype).itemsize
+                if size != expected:
+                    raise ValueError(f"tensor {name!r} of shape {tuple(value.shape)} came in "
+                                     f"{size} bytes, not {expected}")
+                entries[name] = _entry_proto(dtype, value.shape, offset, size, _mask(crc))
+                offset += size
         header = _proto_varint(1, 1) + _proto_varint(2, 0) + _proto_bytes(3, _proto_varint(1, 1))
         table = _table([(b"", header)] + [(key.encode("utf-8"), entries[key])
                                           for key in sorted(entries, key=str.encode)])

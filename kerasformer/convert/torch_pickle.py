@@ -678,6 +678,25 @@ class TorchCheckpoint(CheckpointReader):
             return bfloat16_to_float32(array)
         return array.astype(stored.newbyteorder("="), copy=False)
 
+    def read_rows(self, name, start, stop):
+        """Rows `start:stop` of tensor `name`, reading only their bytes when the tensor
+        is laid out row-major (as saved weights are); any other layout reads it all."""
+        tensor = self._entry(name)
+        rows = tensor.shape[0] if tensor.shape else 0
+        start, stop = max(0, min(start, rows)), max(0, min(stop, rows))
+        row_elements = math.prod(tensor.shape[1:])
+        contiguous = list(tensor.strides) == [
+            math.prod(tensor.shape[i + 1:]) for i in range(len(tensor.shape))]
+        if (not contiguous or tensor.dtype.name == "bfloat16" or stop <= start
+                or row_elements == 0):
+            return self[name][start:stop]
+        stored = self._stored_dtype(name, tensor.dtype)
+        itemsize = stored.itemsize
+        first = (tensor.offset + start * row_elements) * itemsize
+        raw = self._read(name, tensor.storage, first, (stop - start) * row_elements * itemsize)
+        array = np.frombuffer(raw, stored).reshape((stop - start, *tensor.shape[1:]))
+        return array.astype(stored.newbyteorder("="), copy=False)
+
     def _stored_dtype(self, name, dtype):
         if dtype.numpy is None:
             raise NotImplementedError(f"{name!r} in {self.path} has dtype torch.{dtype.name}, "
