@@ -1,4 +1,4 @@
-"""Writes tests/bert4keras_examples/: seven original bert4keras example scripts, ported.
+"""Writes tests/bert4keras_examples/: eight original bert4keras example scripts, ported.
 
 Each port is its original, read at a pinned commit and checked against a pinned
 sha256, with the exact substitutions of the table below applied in order: imports
@@ -287,6 +287,35 @@ from bert4keras.snippets import uniout  # 打印中文
              "model.save_weights('./best_model.weights.h5')"),
             ("model.load_weights('./best_model.weights')",
              "model.load_weights('./best_model.weights.h5')"),
+        ],
+    ),
+    Port(
+        name="cpm_lm",
+        source="bert4keras",
+        path="examples/basic_language_model_cpm_lm.py",
+        sha256="344c707460ae402ff1ddfda6543f096c190c263a5a06b1a10b57df9727f63657",
+        substitutions=[
+            ("import numpy as np\n", "import os\nimport numpy as np\n"),
+            *imports("""
+from bert4keras.models import build_transformer_model
+from bert4keras.tokenizers import SpTokenizer
+from bert4keras.snippets import AutoRegressiveDecoder
+from bert4keras.snippets import uniout
+"""),
+            # CPM-LM's 2.6B checkpoint cannot come here: the GPT-2 fixture (bert4keras'
+            # gpt/ names, 2 layers) and the SentencePiece fixture (321 pieces, <cls> = 3
+            # as in CPM's vocabulary) stand in for it
+            ("config_path = '/root/kg/bert/CPM_LM_2.6B_TF/config.json'\n",
+             f"config_path = {here('../fixtures/models/gpt2/bert_config.json')}\n"),
+            ("checkpoint_path = '/root/kg/bert/CPM_LM_2.6B_TF/model.ckpt'\n",
+             f"checkpoint_path = {here('../fixtures/models/gpt2/bert_model.ckpt')}\n"),
+            ("spm_path = '/root/kg/bert/CPM_LM_2.6B_TF/chinese_vocab.model'\n",
+             f"spm_path = {here('../fixtures/tokenizers/sp/tiny.model')}\n"),
+            # the fixture learned 64 positions, CPM 1,024: the few-shot prompts are
+            # longer than 64 tokens, so hierarchical positions stretch the table
+            ("checkpoint_path=checkpoint_path, model='gpt2'\n",
+             "checkpoint_path=checkpoint_path, model='gpt2',\n"
+             "    hierarchical_position=True\n"),
         ],
     ),
     Port(

@@ -158,6 +158,21 @@ def test_conditional_language_model(run_port, tmp_path):
     assert not script["random_sentiment"]._loops
 
 
+def test_cpm_lm(run_port):
+    out, script = run_port("cpm_lm")
+    expansion, tokenizer = script["text_expansion"], script["tokenizer"]
+    # the four few-shot prompts were continued; their last lines lead each output
+    for last_line in ("中国的首都是", "鸟 ", "贡献 ", "她很苦恼。->"):
+        echoed = expansion.post_replace(tokenizer.decode(tokenizer.encode(last_line)[0]))
+        assert echoed.strip() and echoed.strip() in out, last_line
+    # a continuation keeps its prompt, then samples; the standard last-token call on a
+    # model of token ids alone ran on the compiled decode loop
+    prompt = "美国的首都是华盛顿\n中国的首都是"
+    (text,) = expansion.generate(prompt, 1)
+    assert text.startswith(expansion.post_replace(tokenizer.decode(tokenizer.encode(prompt)[0])))
+    assert expansion._loops
+
+
 def test_masked_language_model(run_port):
     out, script = run_port("masked_language_model")
     probas = script["probas"]

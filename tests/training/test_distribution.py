@@ -32,6 +32,7 @@ COMPLETE = {
     "roformer": dict(with_nsp=True, with_mlm=True, embedding_size=16),
     "roformer_v2": dict(with_mlm=True, embedding_size=16),
     "gau_alpha": dict(with_mlm=True, embedding_size=16, attention_key_size=16),
+    "gpt2": dict(),  # its LM head is tied: no factorised embeddings
 }
 
 # Released sizes (bert-base-chinese, roformer_chinese_base, RoFormerV2 large,
@@ -50,6 +51,11 @@ RELEASED = {
                          intermediate_size=4096, with_mlm=True)],
     "gau_alpha": [dict(vocab_size=12000, hidden_size=768, intermediate_size=1536,
                        attention_key_size=128, with_mlm=True)],
+    # CPM-LM 2.6B and CPM-Generate-distill
+    "gpt2": [dict(vocab_size=30000, hidden_size=2560, num_attention_heads=32,
+                  intermediate_size=10240),
+             dict(vocab_size=30000, hidden_size=768, num_attention_heads=12,
+                  intermediate_size=3072)],
 }
 MESHES = [(1, 2), (2, 2), (1, 4), (4, 2), (2, 4)]
 
