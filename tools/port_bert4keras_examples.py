@@ -276,7 +276,7 @@ from bert4keras.snippets import DataGenerator, AutoRegressiveDecoder
 from bert4keras.snippets import uniout  # 打印中文
 """),
             # maxlen is also the generated length, each step an eager call
-            ("maxlen = 128\n", "maxlen = 12\n"),
+            ("maxlen = 128\n", "maxlen = 8\n"),
             ("batch_size = 32\n", "batch_size = 16\n"),
             ("epochs = 20\n", "epochs = 1\n"),
             *fixture_paths("chinese_L-12_H-768_A-12", "bert"),

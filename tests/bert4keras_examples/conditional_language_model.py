@@ -21,7 +21,7 @@ from keras.layers import Input, Embedding, Reshape
 from keras.models import Model
 
 # 模型配置
-maxlen = 12
+maxlen = 8
 batch_size = 16
 num_classes = 2
 epochs = 1
