@@ -14,7 +14,6 @@ bound of what it needs. Without --checkout only kerasformer is measured.
 """
 import argparse
 import json
-import os
 import pathlib
 import subprocess
 import sys
