@@ -268,10 +268,11 @@ def is_near_copy(candidate, text):
     """Whether `candidate` only restates `text` by a slip rather than a rewording.
 
     True when, punctuation and case aside, the two are equal, differ by one added or
-    dropped character (今天天气不错 / 今天气不错, 开会 / 开会了), or `candidate`
+    dropped character (今天天气不错 / 今天气不错, 开会 / 开会了), `candidate`
     repeats a span of two or more characters more often than `text` does (我的我的快递,
-    今天天天气, 北京是中国的首都是中国). Substitutions (提高 / 提升) and
-    reorderings (怎么开通花呗 / 花呗怎么开通) are rewordings and are kept.
+    今天天天气, 北京是中国的首都是中国), or it doubles a character inside a stretch
+    of `text` (这家餐餐厅, 奔奔跑), whatever else it changes. Substitutions (提高 /
+    提升) and reorderings (怎么开通花呗 / 花呗怎么开通) are rewordings and are kept.
     """
     a, b = _letters(candidate), _letters(text)
     if a == b:
@@ -284,7 +285,17 @@ def is_near_copy(candidate, text):
         if longer[prefix + 1:] == shorter[prefix:]:
             return True
     in_text = _span_counts(b)
-    return any(n >= 2 and n > in_text[span] for span, n in _span_counts(a).items())
+    if any(n >= 2 and n > in_text[span] for span, n in _span_counts(a).items()):
+        return True
+    return any(_stutters_inside(a, i, b) for i in range(len(a) - 1))
+
+
+def _stutters_inside(a, i, b):
+    """Whether `a` doubles its character `i` where `b` has it once, between the same
+    neighbours (这家餐餐厅 for 这家餐厅; not 今天天气 for 天气: 今天气 is not in it)."""
+    if a[i] != a[i + 1] or a[i] * 2 in b or i == 0 or i + 2 == len(a):
+        return False  # at either end one neighbour is too weak a sign (天天开心 / 每天开心)
+    return a[i - 1] + a[i] + a[i + 2] in b
 
 
 def _check_text_maxlen(text_maxlen, transformer):

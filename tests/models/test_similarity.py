@@ -77,6 +77,9 @@ def test_generate_and_similar():
     ("今天的天气很不错", "今天天气不错", False),
     ("今天天气真好啊", "今天天气不错", False),  # 天天 once, as in the input
     ("今天天气很好", "天气不错", False),  # a doubled character at a word boundary
+    ("这家餐餐厅的菜是好吃", "这家餐厅的菜很好吃", True),  # a stutter inside 家餐厅
+    ("一只狗在草地上奔奔跑", "一只小狗在草地上奔跑", True),
+    ("天天开心", "每天开心", False),  # 天天 replaces 每天: no stretch of the input doubled
 ])
 def test_near_copies_are_slips_not_rewordings(candidate, text, expected):
     assert is_near_copy(candidate, text) is expected
