@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Trains roformer-sim-mini end to end with this project's own tools (issue: a small
-# Chinese RoFormer-Sim shipped in the package). Fixed seeds; about 4 hours on 2 CPU cores.
+# Chinese RoFormer-Sim shipped in the package). Fixed seeds; about 5 hours on 2 CPU cores.
 #
 #   bash tools/train_mini.sh [RUNS_DIR]        (default runs/mini; data from ../shared/data)
 #
@@ -10,7 +10,8 @@
 # D. RoFormer-Sim stage 1 (seq2seq + contrastive, corrupted sources) from C, the five
 #    positive domains drawn in turn; then twice as long again on the domains nearest to
 #    paraphrasing (the question pairs twice, no caption groups: describing one picture
-#    in two ways taught the generator to describe pictures)
+#    in two ways taught the generator to describe pictures), and 1,800 steps more at a
+#    lower learning rate (the seq2seq loss was still falling)
 # E. CoSENT on the labelled pairs (binary sets, 0-5 scored sets, NLI) from D, each
 #    batch from one file so that its scores compare, with the seq2seq loss kept on the
 #    positive pairs (cosent_seq2seq: CoSENT alone moved the weights the generator
@@ -72,8 +73,17 @@ fi
     --eval "$DATA/senteval_cn/STS-B/STS-B.valid.data" --eval-every 800 --seed 1 \
     --out "$RUNS/stage1b"
 
+[ -f "$RUNS/stage1c/config.json" ] || python examples/train_roformer_sim.py \
+    --init "$RUNS/stage1b" --objective stage1 \
+    --pairs "$RUNS/data/positives-questions.jsonl" --pairs "$RUNS/data/positives-paraphrases.jsonl" \
+    --pairs "$RUNS/data/positives-questions.jsonl" --pairs "$RUNS/data/positives-entailment.jsonl" \
+    --pairs "$RUNS/data/positives-classical.jsonl" \
+    --steps 1800 --batch-size 64 --maxlen 32 --lr 2e-4 --warmup 50 --log-every 100 \
+    --eval "$DATA/senteval_cn/STS-B/STS-B.valid.data" --eval-every 900 --seed 2 \
+    --out "$RUNS/stage1c"
+
 [ -f "$RUNS/final/config.json" ] || python examples/train_roformer_sim.py \
-    --init "$RUNS/stage1b" --objective cosent_seq2seq \
+    --init "$RUNS/stage1c" --objective cosent_seq2seq \
     --pairs "$RUNS/data/labelled.tsv" --pairs "$RUNS/data/scored.tsv" \
     --pairs "$RUNS/data/labelled.tsv" --pairs "$RUNS/data/nli.jsonl" \
     --pairs "$RUNS/data/positives-questions.jsonl" \

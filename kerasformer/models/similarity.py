@@ -255,6 +255,23 @@ def _letters(text):
     )
 
 
+# Sentence-final modal particles, ignored at the end when judging a near copy.
+SENTENCE_PARTICLES = "了啊吗呢吧呀哦嘛的"
+
+
+def _within_one_character(a, b):
+    """Whether `a` and `b` are equal, or one is the other with a character added."""
+    if a == b:
+        return True
+    longer, shorter = (a, b) if len(a) > len(b) else (b, a)
+    if len(longer) - len(shorter) != 1:
+        return False
+    prefix = 0
+    while prefix < len(shorter) and longer[prefix] == shorter[prefix]:
+        prefix += 1
+    return longer[prefix + 1:] == shorter[prefix:]
+
+
 def _span_counts(text):
     """How often each span of two or more characters occurs in `text` (overlaps count)."""
     counts = collections.Counter()
@@ -267,23 +284,19 @@ def _span_counts(text):
 def is_near_copy(candidate, text):
     """Whether `candidate` only restates `text` by a slip rather than a rewording.
 
-    True when, punctuation and case aside, the two are equal, differ by one added or
-    dropped character (今天天气不错 / 今天气不错, 开会 / 开会了), `candidate`
+    True when, punctuation, case and a final modal particle (了, 啊, 吗, ...) aside,
+    the two are equal or differ by one added or dropped character (今天天气不错 /
+    今天气不错, 今天气不错啊; 开会 / 开会了), `candidate`
     repeats a span of two or more characters more often than `text` does (我的我的快递,
     今天天天气, 北京是中国的首都是中国), or it doubles a character inside a stretch
     of `text` (这家餐餐厅, 奔奔跑), whatever else it changes. Substitutions (提高 /
     提升) and reorderings (怎么开通花呗 / 花呗怎么开通) are rewordings and are kept.
     """
     a, b = _letters(candidate), _letters(text)
-    if a == b:
+    # a modal particle at the end says nothing new: 今天气不错啊 is 今天气不错
+    if _within_one_character(a, b) or _within_one_character(
+            a.rstrip(SENTENCE_PARTICLES), b.rstrip(SENTENCE_PARTICLES)):
         return True
-    longer, shorter = (a, b) if len(a) > len(b) else (b, a)
-    if len(longer) - len(shorter) == 1:
-        prefix = 0
-        while prefix < len(shorter) and longer[prefix] == shorter[prefix]:
-            prefix += 1
-        if longer[prefix + 1:] == shorter[prefix:]:
-            return True
     in_text = _span_counts(b)
     if any(n >= 2 and n > in_text[span] for span, n in _span_counts(a).items()):
         return True

@@ -66,6 +66,8 @@ def test_generate_and_similar():
 @pytest.mark.parametrize("candidate, text, expected", [
     ("今天天气不错！", "今天天气不错", True),  # punctuation alone
     ("今天天气不错了", "今天天气不错", True),  # a character added
+    ("今天气不错啊", "今天天气不错", True),  # one dropped, and a final particle
+    ("今日天气不错", "今天天气不错", False),  # 今天 -> 今日 rewords
     ("今天气不错", "今天天气不错", True),  # one dropped
     ("今天天天气无错", "今天天气不错", True),  # a stutter (天天 twice) and a substitution
     ("我的我的快递什么时候到", "我的快递什么时候到", True),  # a span repeated
