@@ -137,7 +137,9 @@ class ScaleOffset(keras.layers.Layer):
             "offset": self.offset,
             "conditional": self.conditional,
             "hidden_units": self.hidden_units,
-            "hidden_activation": self.hidden_activation,
+            "hidden_activation": (keras.activations.serialize(self.hidden_activation)
+                                  if callable(self.hidden_activation)
+                                  else self.hidden_activation),
             "hidden_initializer": _serializable(self.hidden_initializer),
         })
         return config
@@ -145,6 +147,9 @@ class ScaleOffset(keras.layers.Layer):
     @classmethod
     def from_config(cls, config):
         config = dict(config)
+        if isinstance(config.get("hidden_activation"), dict):
+            config["hidden_activation"] = keras.activations.deserialize(
+                config["hidden_activation"])
         if isinstance(config.get("hidden_initializer"), dict):
             config["hidden_initializer"] = keras.initializers.deserialize(
                 config["hidden_initializer"]

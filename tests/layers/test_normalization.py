@@ -87,6 +87,19 @@ def test_conditional_matches_bert4keras(case, options, tmp_path):
     run_model_saving_test(model, inputs, tmp_path)
 
 
+def test_conditional_config_takes_functions_and_initializers():
+    layer = LayerNormalization(conditional=True, hidden_units=3,
+                               hidden_activation=keras.activations.swish,
+                               hidden_initializer=keras.initializers.Orthogonal(seed=1))
+    clone = LayerNormalization.from_config(layer.get_config())
+    assert clone.get_config() == layer.get_config()
+    x, condition = X, np.ones((2, 4), "float32")
+    layer([x, condition])
+    clone([x, condition])
+    clone.set_weights(layer.get_weights())
+    np.testing.assert_allclose(to_numpy(clone([x, condition])), to_numpy(layer([x, condition])))
+
+
 def test_conditional_input_errors():
     with pytest.raises(ValueError, match=r"call it on \[x, condition\]"):
         LayerNormalization(conditional=True)(X)
