@@ -17,7 +17,7 @@ import os
 
 from kerasformer.tokenizers.base import TokenizerBase, _check_text
 
-__all__ = ["SpTokenizer"]
+__all__ = ["SpTokenizer", "CpmTokenizer"]
 
 _INSTALL_HINT = 'pip install "kerasformer[sentencepiece]"'
 
@@ -178,3 +178,45 @@ class SpTokenizer(TokenizerBase):
         """Whether id `i` should be shown when decoding: an id of the model that
         is not special (see `_is_special`)."""
         return i < self._vocab_size and not self._is_special(i)
+
+
+# CPM writes a space inside a word as ▂ and a newline as ▃ (both pieces of its model).
+_CPM_SPACES = str.maketrans(" \n", "\u2582\u2583")
+_CPM_TEXT = str.maketrans({" ": "", "\u2582": " ", "\u2583": "\n"})
+
+
+class CpmTokenizer(SpTokenizer):
+    """CPM-LM's tokenizer, as TsinghuaAI's CPM-Generate tokenizes (its
+    `GPT2Tokenizer`): the text is cut into words with jieba, a space or newline inside a
+    word becomes ▂ or ▃, the words are joined with spaces and cut into the model's
+    SentencePiece pieces; decoding drops the spaces between pieces and turns ▂ and ▃
+    back into spaces and newlines. No start or end token is added: a prompt is
+    continued as it is.
+
+    Args:
+        sp_model_path: CPM's `chinese_vocab.model` (`spiece.model` in the Hugging Face
+            repository).
+
+    Attributes:
+        eod_id: id of `<eod>`, the end of a document.
+        newline_id: id of `▃`, CPM's newline, which also ends a generated line.
+
+    Raises:
+        ImportError: without jieba or sentencepiece.
+    """
+
+    def __init__(self, sp_model_path):
+        from kerasformer.tokenizers.recipes import import_jieba
+
+        jieba = import_jieba("CPM's tokenizer cuts words")
+
+        def words(text):
+            return [word.translate(_CPM_SPACES) for word in jieba.cut(text, cut_all=False)]
+
+        super().__init__(sp_model_path, token_start=None, token_end=None, pre_tokenize=words)
+        self.eod_id = self.sp_model.piece_to_id("<eod>")
+        self.newline_id = self.sp_model.piece_to_id("\u2583")
+
+    def decode(self, ids):
+        """The text of `ids`, spaces and newlines restored (see the class)."""
+        return super().decode(ids).translate(_CPM_TEXT)
