@@ -27,7 +27,7 @@ from kerasformer import families
 
 # What each command needs the model to be, and the families that are.
 TASK_OF_COMMAND = {"similar": "similarity", "encode": "similarity", "eval": "similarity",
-                   "fill-mask": "masked_lm"}
+                   "fill-mask": "masked_lm", "generate": "causal_lm"}
 
 
 # The bundled model: what `similar` and `encode` use when no --model is given.
@@ -45,7 +45,8 @@ def _load(args):
                 ignore_invalid_weights=args.ignore_invalid_weights)
     needed = TASK_OF_COMMAND.get(args.command)
     if needed is not None and task.task != needed:
-        fitting = [f.name for f in families.families().values() if f.task == needed]
+        fitting = [f.name for f in families.families().values()
+                   if f.task == needed and f.unbuildable_reason() is None]
         raise UsageError(
             f"{args.model} is a {task.task} model (family {task.family}); `{args.command}` "
             f"needs a {needed} model: --family {' or '.join(fitting)}, or another --model"
@@ -215,6 +216,20 @@ def _fill_mask(args):
     task = _load(args)
     for index, candidates in enumerate(task.fill_mask(args.text, k=args.k)):
         print(f"[MASK] {index + 1}: " + "  ".join(f"{t} {p:.3f}" for t, p in candidates))
+
+
+def _generate(args):
+    _need_text(args.prompt)
+    _positive(args, "n", "maxlen", "topk", "beam")
+    if args.topp is not None and not 0 < args.topp <= 1:
+        raise UsageError(f"--topp must be in (0, 1], got {args.topp}")
+    if args.temperature is not None and not args.temperature > 0:
+        raise UsageError(f"--temperature must be positive, got {args.temperature}")
+    task = _load(args)
+    options = {"maxlen": args.maxlen, "topk": args.topk, "topp": args.topp,
+               "temperature": args.temperature, "beam": args.beam, "seed": args.seed}
+    for index, text in enumerate(task.generate(args.prompt, n=args.n, **options)):
+        print(f"--- {index + 1}\n{args.prompt}{text}")
 
 
 def _verify(args):
@@ -417,6 +432,18 @@ def build_parser():
     add_model(fill, default=None)
     fill.add_argument("-k", type=int, default=5)
     fill.set_defaults(run=_fill_mask)
+
+    generate = commands.add_parser("generate", help="continue PROMPT with a causal LM (GPT-2)")
+    generate.add_argument("prompt")
+    add_model(generate, default=None)
+    generate.add_argument("-n", type=int, default=1, help="samples (1)")
+    generate.add_argument("--maxlen", type=int, default=32, help="most generated tokens (32)")
+    generate.add_argument("--topk", type=int, help="sample among the k most likely tokens")
+    generate.add_argument("--topp", type=float, help="nucleus sampling threshold")
+    generate.add_argument("--temperature", type=float, help="sampling temperature")
+    generate.add_argument("--beam", type=int, help="beam search of this width instead")
+    generate.add_argument("--seed", type=int, help="random seed")
+    generate.set_defaults(run=_generate)
 
     verify = commands.add_parser("verify", help="compare a checkpoint with its published outputs")
     add_model(verify, positional=True)

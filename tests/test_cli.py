@@ -38,6 +38,20 @@ def test_similar_without_a_model_uses_the_bundled_one(capsys):
     assert "bundled:" in out and "tools/train_mini.sh" in out and "spearman" in out
 
 
+def test_generate_continues_a_prompt(capsys):
+    gpt2 = str(FIXTURES / "models" / "gpt2")
+    args = ["generate", "北京是中国的", "--model", gpt2, "--family", "gpt2", "--maxlen", "4"]
+    assert main([*args, "-n", "2", "--seed", "0"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("--- ") == 2 and out.count("\n北京是中国的") == 2
+    assert main([*args, "--beam", "0"]) == 2
+    assert "--beam must be at least 1" in capsys.readouterr().err
+    assert main([*args, "--temperature", "0"]) == 2
+    assert "--temperature must be positive" in capsys.readouterr().err
+    assert main(["generate", "你好", *SIM_ARGS]) == 2  # a similarity model
+    assert "needs a causal_lm model: --family gpt2, or another" in capsys.readouterr().err
+
+
 def test_bad_input_is_a_clear_error(capsys):
     assert main(["encode", *SIM_ARGS, " "]) == 2
     assert "text 0 is empty" in capsys.readouterr().err
@@ -96,7 +110,7 @@ def test_version_list_and_info(capsys):
     assert main(["info", "roformer-simm"]) == 2
     assert "did you mean" in capsys.readouterr().err
     assert main(["similar", "你好", "--model", "cpm-lm"]) == 2
-    assert "has no causal_lm task yet" in capsys.readouterr().err  # GPT-2 builds; no task
+    assert "cannot make its sentencepiece tokenizer" in capsys.readouterr().err
 
 
 def test_invalid_weights_are_named_with_the_flag_that_accepts_them(capsys):
