@@ -166,11 +166,15 @@ def _positive(args, *flags):
             raise UsageError(f"{name} must be at least 1, got {value}")
 
 
+def _check_topp(args):
+    if args.topp is not None and not 0 < args.topp <= 1:
+        raise UsageError(f"--topp must be in (0, 1], got {args.topp}")
+
+
 def _similar(args):
     _need_text(args.text)
     _positive(args, "n", "k", "maxlen", "topk")
-    if args.topp is not None and not 0 < args.topp <= 1:
-        raise UsageError(f"--topp must be in (0, 1], got {args.topp}")
+    _check_topp(args)
     sim = _load(args)
     options = {"n": args.n, "k": args.k, "maxlen": args.maxlen, "seed": args.seed,
                "near_copies": args.near_copies}
@@ -221,8 +225,7 @@ def _fill_mask(args):
 def _generate(args):
     _need_text(args.prompt)
     _positive(args, "n", "maxlen", "topk", "beam")
-    if args.topp is not None and not 0 < args.topp <= 1:
-        raise UsageError(f"--topp must be in (0, 1], got {args.topp}")
+    _check_topp(args)
     if args.temperature is not None and not args.temperature > 0:
         raise UsageError(f"--temperature must be positive, got {args.temperature}")
     task = _load(args)

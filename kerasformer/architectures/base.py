@@ -846,11 +846,8 @@ class Transformer:
         the caller's graph and the conditional normalisations' Dense layers."""
         if not self.is_graph_extended:
             return list(self.model.weights)
-        added = {
-            id(variable) for layer in self.layers.values() if getattr(layer, "conditional", False)
-            for dense in ("hidden_dense", "beta_dense", "gamma_dense") if hasattr(layer, dense)
-            for variable in getattr(layer, dense).weights
-        }
+        added = {id(variable) for layer in self.layers.values()
+                 for variable in getattr(layer, "condition_weights", ())}
         return [variable for layer in self.layers.values() for variable in layer.weights
                 if id(variable) not in added]
 

@@ -166,11 +166,13 @@ def replicated(partitions, name, block_bytes=BLOCK_BYTES):
 def gpt2_tensors(partitions, block_bytes=BLOCK_BYTES):
     """(bert4keras TF name, `StreamedTensor`) of every tensor of the merged model, in
     bojone's converter's order."""
-    count = len(partitions)
-    every = range(count)
+    every = range(len(partitions))
 
     def whole(name):
         return [(rank, name, 0, partitions.shape(name)[0]) for rank in every]
+
+    def row_parallel(name):  # [H, h] per partition: columns joined, transposed
+        return joined([transposed(partitions, [part], block_bytes) for part in whole(name)])
 
     yield "gpt/embeddings/word_embeddings", stacked(
         partitions, whole("word_embeddings.weight"), block_bytes)
@@ -189,10 +191,7 @@ def gpt2_tensors(partitions, block_bytes=BLOCK_BYTES):
             rows = [(rank, qkv + "bias", index * third, (index + 1) * third) for rank in every]
             yield f"{target}attention/self/{kind}/bias", stacked(partitions, rows, block_bytes)
         dense = source + "attention.dense."
-        yield f"{target}attention/output/dense/kernel", joined([
-            transposed(partitions, [(rank, dense + "weight", 0,
-                                     partitions.shape(dense + "weight")[0])], block_bytes)
-            for rank in every])
+        yield f"{target}attention/output/dense/kernel", row_parallel(dense + "weight")
         yield f"{target}attention/output/dense/bias", replicated(partitions, dense + "bias",
                                                                   block_bytes)
         for megatron, bert4keras in (("input_layernorm", "attention/input/LayerNorm"),
@@ -206,10 +205,7 @@ def gpt2_tensors(partitions, block_bytes=BLOCK_BYTES):
             partitions, whole(up + "weight"), block_bytes)
         yield f"{target}intermediate/dense/bias", stacked(partitions, whole(up + "bias"),
                                                           block_bytes)
-        yield f"{target}output/dense/kernel", joined([
-            transposed(partitions, [(rank, down + "weight", 0,
-                                     partitions.shape(down + "weight")[0])], block_bytes)
-            for rank in every])
+        yield f"{target}output/dense/kernel", row_parallel(down + "weight")
         yield f"{target}output/dense/bias", replicated(partitions, down + "bias", block_bytes)
     yield "gpt/output/LayerNorm/gamma", replicated(
         partitions, "transformer.final_layernorm.weight", block_bytes)

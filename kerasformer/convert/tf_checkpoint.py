@@ -798,6 +798,8 @@ def _write_dtype(name, dtype):
     if code is None:
         raise ValueError(f"tensor {name!r}: dtype {dtype} has no TensorFlow checkpoint type")
     return code
+
+
 _RESTART_INTERVAL = 16  # keys written whole every 16 entries, as TensorFlow does
 _BLOCK_BYTES = 4096
 

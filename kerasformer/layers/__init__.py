@@ -20,7 +20,6 @@ from kerasformer.layers.masks import (
 )
 from kerasformer.layers.normalization import LayerNormalization, ScaleOffset
 from kerasformer.layers.pooling import FirstToken, GlobalMaxPooling1D
-
 from kerasformer.layers.rotary import (
     SinusoidalPositionEmbedding,
     apply_rotary_position_embeddings,

@@ -93,6 +93,12 @@ class ScaleOffset(keras.layers.Layer):
             )
             self.gamma_dense.build(condition_shape)
 
+    @property
+    def condition_weights(self):
+        """The weights of the conditional Dense layers (none unless `conditional`)."""
+        return [weight for name in ("hidden_dense", "beta_dense", "gamma_dense")
+                if hasattr(self, name) for weight in getattr(self, name).weights]
+
     def _split(self, inputs):
         """`(x, condition)`; the condition is None unless the layer is conditional."""
         if not self.conditional:
