@@ -7,6 +7,7 @@ seq2seq input), and the MLM head generates paraphrases of a source text as segme
 (https://kexue.fm/archives/7427, https://kexue.fm/archives/8454).
 """
 import collections
+import functools
 import unicodedata
 import warnings
 
@@ -272,8 +273,10 @@ def _within_one_character(a, b):
     return longer[prefix + 1:] == shorter[prefix:]
 
 
+@functools.lru_cache(maxsize=256)  # the input's, once for all its candidates
 def _span_counts(text):
-    """How often each span of two or more characters occurs in `text` (overlaps count)."""
+    """How often each span of two or more characters occurs in `text` (overlaps count);
+    read-only (the result is shared)."""
     counts = collections.Counter()
     for start in range(len(text)):
         for stop in range(start + 2, len(text) + 1):
