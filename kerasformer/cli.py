@@ -39,19 +39,30 @@ class UsageError(ValueError):
 
 
 def _load(args):
+    from kerasformer.hub.manifests import find_manifest
     from kerasformer.loading import load
 
+    needed = TASK_OF_COMMAND.get(args.command)
+    if needed is not None and isinstance(args.model, str):  # refused before any download
+        manifest = find_manifest(args.model)
+        known = (families.get(args.family, buildable=False) if args.family is not None
+                 else families.get(manifest["family"], buildable=False) if manifest else None)
+        if known is not None and known.task != needed:
+            raise _wrong_task(args, known.task, known.name, needed)
     task = load(args.model, family=args.family, revision=getattr(args, "revision", None),
                 ignore_invalid_weights=args.ignore_invalid_weights)
-    needed = TASK_OF_COMMAND.get(args.command)
     if needed is not None and task.task != needed:
-        fitting = [f.name for f in families.families().values()
-                   if f.task == needed and f.unbuildable_reason() is None]
-        raise UsageError(
-            f"{args.model} is a {task.task} model (family {task.family}); `{args.command}` "
-            f"needs a {needed} model: --family {' or '.join(fitting)}, or another --model"
-        )
+        raise _wrong_task(args, task.task, task.family, needed)
     return task
+
+
+def _wrong_task(args, task, family, needed):
+    fitting = [f.name for f in families.families().values()
+               if f.task == needed and f.unbuildable_reason() is None]
+    return UsageError(
+        f"{args.model} is a {task} model (family {family}); `{args.command}` "
+        f"needs a {needed} model: --family {' or '.join(fitting)}, or another --model"
+    )
 
 
 def _width(text):

@@ -18,10 +18,9 @@ import json
 import pathlib
 
 from kerasformer import architectures
+from kerasformer.tokenizers import recipes
 
 TASKS = ("similarity", "masked_lm", "causal_lm")
-# Tokenizer recipes `kerasformer.tokenizers.recipes.make_tokenizer` makes.
-TOKENIZER_TYPES = ("wordpiece",)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,7 +62,7 @@ class Family:
             return f"kerasformer does not build the {self.architecture} architecture yet"
         if self.task not in TASK_CLASSES:
             return f"kerasformer has no {self.task} task yet"
-        if self.tokenizer.get("type", "wordpiece") not in TOKENIZER_TYPES:
+        if self.tokenizer.get("type", "wordpiece") not in recipes.TYPES:
             return f"kerasformer cannot make its {self.tokenizer['type']} tokenizer from a recipe yet"
         return None
 

@@ -14,7 +14,7 @@ Accepted sources:
 - `hf://owner/repo[@revision]`, any Hugging Face repo in a supported layout;
 - a local directory: a kerasformer preset, an original release (bert_config.json +
   bert_model.ckpt.* + vocab.txt) or a Hugging Face layout (config.json +
-  model.safetensors or pytorch_model.bin + vocab.txt).
+  model.safetensors or pytorch_model.bin + vocab.txt or spiece.model).
 
 The family comes from `family=`, else from the manifest (a registered name, or an
 original release directory named as the release zip), else from what a Hugging Face
@@ -38,6 +38,8 @@ from kerasformer.hub import download, manifests
 
 ORIGINAL_LAYOUT = ("bert_config.json", "bert_model.ckpt.index", "vocab.txt")
 HF_WEIGHTS = ("model.safetensors", "pytorch_model.bin")
+# What a tokenizer reads: a WordPiece vocabulary, or a SentencePiece model (CPM).
+TOKENIZER_FILES = ("vocab.txt", "spiece.model")
 HANDLE = re.compile(r"^hf://(?P<repo>[\w.-]+/[\w.-]+)(?:@(?P<revision>.+))?$")
 REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 # A Hub mirror many users behind a blocked huggingface.co use, named in error messages.
@@ -133,10 +135,14 @@ def _load_hub(repo_id, revision, manifest, family, dtype, token, text_maxlen,
                           text_maxlen, progress=f"converting {repo_id}",
                           ignore_invalid_weights=ignore_invalid_weights)
 
+    def convert(target):
+        return convert_task(target, family, config, roles["weights"], roles["vocab"], manifest,
+                            source_record, progress=f"converting {repo_id}")
+
     if ignore_invalid_weights:  # some weights may be random: nothing to cache
         return build(dtype, text_maxlen)
-    return _convert_and_cache(build, converted_directory(repo_id, commit, family),
-                              source_record, dtype, text_maxlen)
+    return _convert_and_cache(convert, build, converted_directory(repo_id, commit, family),
+                              dtype, text_maxlen)
 
 
 def resolve(handle, bare_repo_ids=False):
@@ -230,36 +236,36 @@ def hub_files(repo_id, commit, manifest, token, reached=False):
         declared = download.list_files(repo_id, commit, token)
         available = set(declared)
     weights = next((name for name in HF_WEIGHTS if name in available), None)
+    vocab = next((name for name in TOKENIZER_FILES if name in available), None)
     if not _complete(available):
         missing = [n for n, ok in [("config.json", "config.json" in available),
-                                   ("vocab.txt", "vocab.txt" in available),
+                                   ("vocab.txt or spiece.model", vocab),
                                    ("model.safetensors or pytorch_model.bin", weights)] if not ok]
         raise FileNotFoundError(
             f"{repo_id}@{commit[:7]} lacks {', '.join(missing)}"
             + (" in the local cache (HF_HUB_OFFLINE is set)" if download.offline() else "")
         )
-    files = [{"path": "config.json", "role": "config"}, {"path": "vocab.txt", "role": "vocab"},
+    files = [{"path": "config.json", "role": "config"}, {"path": vocab, "role": "vocab"},
              {"path": weights, "role": "weights"}]
     return files, declared
 
 
 def _complete(available):
-    return ("config.json" in available and "vocab.txt" in available
+    return ("config.json" in available and any(name in available for name in TOKENIZER_FILES)
             and any(name in available for name in HF_WEIGHTS))
 
 
 # ------------------------------------------------------------------- building
 
 
-def build_task(family, config, checkpoint, vocab, manifest=None, dtype=None, text_maxlen=None,
-               progress=None, ignore_invalid_weights=False):
-    """Builds a family's task from a config dict, a checkpoint and a vocabulary.
+def task_recipe(family, config, vocab, manifest=None, dtype=None, text_maxlen=None,
+                ignore_invalid_weights=False):
+    """`(Transformer, task config)` of a family from a config dict and a tokenizer
+    file: the model unbuilt, the task's `get_config()` to make around it.
 
     The family's recipe (architecture, heads, task, task options, tokenizer) comes
     from `kerasformer.families`, refined by `manifest` when the checkpoint has one.
-    `progress`, if given, labels a progress bar over the weights.
     """
-    from kerasformer.models import TASK_CLASSES
     from kerasformer.models.builder import make_transformer
     from kerasformer.tokenizers.recipes import resolve_pre_tokenize
 
@@ -278,9 +284,31 @@ def build_task(family, config, checkpoint, vocab, manifest=None, dtype=None, tex
     tokenizer["pre_tokenize"] = resolve_pre_tokenize(tokenizer)  # "auto" decided once
     transformer = make_transformer(family.architecture, config, dtype=dtype,
                                    ignore_invalid_weights=ignore_invalid_weights, **family.build)
+    task_config = {"task": family.task, "family": family.name, "tokenizer": tokenizer,
+                   "options": options}
+    return transformer, task_config
+
+
+def build_task(family, config, checkpoint, vocab, manifest=None, dtype=None, text_maxlen=None,
+               progress=None, ignore_invalid_weights=False):
+    """Builds a family's task from a config dict, a checkpoint and a tokenizer file
+    (see `task_recipe`). `progress`, if given, labels a progress bar over the weights.
+    """
+    from kerasformer.models import TASK_CLASSES
+
+    transformer, task_config = task_recipe(family, config, vocab, manifest, dtype, text_maxlen,
+                                           ignore_invalid_weights)
     transformer.load_weights_from_checkpoint(checkpoint, progress=progress)
-    task_config = {"family": family.name, "tokenizer": tokenizer, "options": options}
-    return TASK_CLASSES[family.task].from_config(task_config, transformer)
+    return TASK_CLASSES[task_config["task"]].from_config(task_config, transformer)
+
+
+def convert_task(target, family, config, checkpoint, vocab, manifest=None, source=None,
+                 progress=None):
+    """Writes a family's task as a preset at `target`, streamed from the checkpoint
+    without building the model (`presets.convert`)."""
+    transformer, task_config = task_recipe(family, config, vocab, manifest)
+    return presets.convert(target, transformer, task_config, checkpoint, source=source,
+                           progress=progress)
 
 
 def load_directory(path, family=None, dtype=None, text_maxlen=None, ignore_invalid_weights=False):
@@ -305,7 +333,7 @@ def load_directory(path, family=None, dtype=None, text_maxlen=None, ignore_inval
                 raise ValueError(_family_needed(path, path / "bert_model.ckpt"))
             family = manifest["family"]
         family = families.get(family)
-        checkpoint = path / "bert_model.ckpt"
+        checkpoint, vocab = path / "bert_model.ckpt", path / "vocab.txt"
         read = [path / "bert_config.json", path / "vocab.txt", path / "bert_model.ckpt.index",
                 *sorted(path.glob("bert_model.ckpt.data-*"))]
 
@@ -313,11 +341,12 @@ def load_directory(path, family=None, dtype=None, text_maxlen=None, ignore_inval
             return presets.read_json(path / "bert_config.json", "config")
     else:
         weights = next((path / name for name in HF_WEIGHTS if (path / name).is_file()), None)
-        if not ((path / "config.json").is_file() and weights is not None and (path / "vocab.txt").is_file()):
+        vocab = next((path / name for name in TOKENIZER_FILES if (path / name).is_file()), None)
+        if not ((path / "config.json").is_file() and weights is not None and vocab is not None):
             raise FileNotFoundError(
                 f"{str(path)!r} is neither a kerasformer preset, an original release "
                 f"({', '.join(ORIGINAL_LAYOUT)}) nor a Hugging Face layout (config.json, "
-                "model.safetensors or pytorch_model.bin, vocab.txt)"
+                "model.safetensors or pytorch_model.bin, vocab.txt or spiece.model)"
             )
         hf_config = presets.read_json(path / "config.json", "config")
         if family is None:
@@ -326,13 +355,13 @@ def load_directory(path, family=None, dtype=None, text_maxlen=None, ignore_inval
                 raise ValueError(_family_needed(path, weights))
         family = families.get(family)
         manifest, checkpoint = None, weights
-        read = [path / "config.json", path / "vocab.txt", weights]
+        read = [path / "config.json", vocab, weights]
 
         def config():
             return hf_config
 
     def build(dtype=None, text_maxlen=None):
-        return build_task(family.name, config(), checkpoint, path / "vocab.txt", manifest, dtype,
+        return build_task(family.name, config(), checkpoint, vocab, manifest, dtype,
                           text_maxlen, ignore_invalid_weights=ignore_invalid_weights)
 
     if ignore_invalid_weights:  # some weights may be random: nothing to cache
@@ -343,8 +372,11 @@ def load_directory(path, family=None, dtype=None, text_maxlen=None, ignore_inval
     if task is not None:
         return task
 
+    def convert(target):
+        return convert_task(target, family.name, config(), checkpoint, vocab, manifest, identity)
+
     _remove_orphans(target.parent)
-    return _convert_and_cache(build, target, identity, dtype, text_maxlen)
+    return _convert_and_cache(convert, build, target, dtype, text_maxlen)
 
 
 def _family_needed(path, checkpoint):
@@ -499,30 +531,17 @@ def _damaged(directory, error):
     return None
 
 
-def _convert_and_cache(build, target, source, dtype, text_maxlen):
-    """Converts (`build(dtype, text_maxlen)`), caches the conversion at `target` and
-    returns the task with the options applied. The cache holds the conversion without
-    per-call options; where two processes convert at once, the first preset renamed
-    into place stays and the other discards its own copy."""
-    task = build()
-    cached = _save_to_cache(task, target, source)
-    if dtype is None and text_maxlen is None:
-        return task
-    if cached:
-        loaded = _load_cached(target, dtype, text_maxlen)
-        if loaded is not None:
-            return loaded
-    return build(dtype, text_maxlen)
-
-
-def _save_to_cache(task, target, source):
-    """Whether `target` holds the conversion after trying to save `task` there; a cache
-    that cannot be written is reported and the load goes on without it."""
+def _convert_and_cache(convert, build, target, dtype, text_maxlen):
+    """Converts into the cache (`convert(target)`, streamed: the model is not built
+    for it) and loads the task from there with the per-call options. Where two
+    processes convert at once, the first preset renamed into place stays and the
+    other reads it; where the cache cannot be written, it is reported and the task is
+    built in memory (`build(dtype, text_maxlen)`)."""
     try:
-        presets.save(task, target, source=source)
+        convert(target)
     except OSError as error:
-        if isinstance(error, FileExistsError) and presets.is_preset(target):
-            return True  # another process converted it meanwhile: its preset stays
-        warnings.warn(f"conversion not cached at {target}: {error}", stacklevel=4)
-        return False
-    return True
+        if not (isinstance(error, FileExistsError) and presets.is_preset(target)):
+            warnings.warn(f"conversion not cached at {target}: {error}", stacklevel=3)
+            return build(dtype, text_maxlen)
+    task = _load_cached(target, dtype, text_maxlen)
+    return task if task is not None else build(dtype, text_maxlen)

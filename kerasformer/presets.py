@@ -31,7 +31,8 @@ FORMAT = "kerasformer-preset"
 VERSION = 2
 CONFIG = "config.json"
 WEIGHTS = "model.weights.h5"
-VOCAB = "assets/tokenizer/vocab.txt"
+# Rows of a tensor a conversion reads and writes at a time.
+BLOCK_BYTES = 1 << 26
 
 # A temporary directory is `.NAME.UUID.PID-HOST.partial`: the writer's process id and a
 # digest of its host name say whose it is. An older `.NAME.UUID.partial` has no owner.
@@ -88,31 +89,83 @@ def save(task, directory, source=None):
         FileExistsError: `directory` is not empty, or another writer renamed its
             preset into place first.
     """
-    from kerasformer import __version__
-
-    directory = pathlib.Path(directory)
-    if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
-        raise FileExistsError(f"{directory} exists and is not an empty directory")
     task_config = task.get_config()
     vocab = task_config["tokenizer"].get("vocab")
     if vocab is None:
         raise ValueError("this task was built without a vocabulary path in its tokenizer config")
     vocab = _vocabulary_to_copy(task, vocab)
+    return _write(directory, task.transformer.get_config(), task_config, vocab, source,
+                  task.model.save_weights)
+
+
+def convert(directory, transformer, task_config, checkpoint, source=None, progress=None,
+            block_bytes=BLOCK_BYTES):
+    """Writes the preset of a checkpoint without building its model.
+
+    The weights go from the checkpoint into `model.weights.h5` tensor by tensor — a
+    tensor taken as it is, block by block of rows — so converting CPM-LM's 10.4 GB
+    holds about one tensor in memory, not the model. The file is the one
+    `model.save_weights` writes for the model `transformer` builds: the dataset of
+    each variable is found by saving a skeleton of the same architecture (every size
+    2) whose variables hold their own index. The checkpoint is checked as strictly as
+    `Transformer.load_weights_from_checkpoint` checks it, before anything is written.
+
+    Args:
+        directory: where to write; must not exist or be empty.
+        transformer: the unbuilt `Transformer` the preset rebuilds.
+        task_config: the task's config (`Task.get_config`), its tokenizer's `vocab`
+            naming the file to copy.
+        checkpoint: what `load_weights_from_checkpoint` takes.
+        source: optional provenance recorded in config.json.
+        progress: optional label of a progress bar over the tensors.
+        block_bytes: rows of a tensor read and written at a time.
+
+    Returns:
+        The preset directory as a `pathlib.Path`.
+    """
+    variables = transformer.abstract_variables()
+    tensors, planned = transformer.plan_checkpoint(checkpoint, variables)
+
+    def write_weights(path):
+        _write_converted_weights(path, transformer, variables, tensors, dict(planned),
+                                 progress, block_bytes)
+
+    task_config = dict(task_config)
+    return _write(directory, transformer.get_config(), task_config,
+                  task_config["tokenizer"]["vocab"], source, write_weights)
+
+
+def tokenizer_asset(tokenizer_config):
+    """Where a preset keeps the file its tokenizer reads (`assets/tokenizer/vocab.txt`,
+    `assets/tokenizer/spiece.model`)."""
+    from kerasformer.tokenizers import recipes
+
+    return "assets/tokenizer/" + recipes.FILE_NAMES[recipes.tokenizer_type(tokenizer_config)]
+
+
+def _write(directory, transformer_config, task_config, vocab, source, write_weights):
+    """Writes a preset atomically: `write_weights(path)` fills the weights file."""
+    from kerasformer import __version__
+
+    directory = pathlib.Path(directory)
+    if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
+        raise FileExistsError(f"{directory} exists and is not an empty directory")
     directory.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_partials(directory.parent)
     temporary = partial_path(directory)
     temporary.mkdir()
     try:
         weights = temporary / WEIGHTS
-        task.model.save_weights(weights)
-        (temporary / VOCAB).parent.mkdir(parents=True)
-        shutil.copyfile(vocab, temporary / VOCAB)
-        task_config["tokenizer"] = {**task_config["tokenizer"], "vocab": VOCAB}
+        write_weights(weights)
+        asset = tokenizer_asset(task_config["tokenizer"])
+        (temporary / asset).parent.mkdir(parents=True)
+        shutil.copyfile(vocab, temporary / asset)
+        task_config["tokenizer"] = {**task_config["tokenizer"], "vocab": asset}
         config = {
             "format": FORMAT,
             "version": VERSION,
             "kerasformer_version": __version__,
-            "transformer": task.transformer.get_config(),
+            "transformer": transformer_config,
             "task": task_config,
             "source": source or {},
             "weights_sha256": digest(weights),
@@ -126,6 +179,102 @@ def save(task, directory, source=None):
         raise
     _record_digest(directory / WEIGHTS, config["weights_sha256"])  # hashed just now
     return directory
+
+
+def _write_converted_weights(path, transformer, variables, tensors, planned, progress,
+                             block_bytes):
+    """Writes `model.weights.h5` from the planned `{variable path: Source}`."""
+    import h5py
+    import numpy as np
+
+    from kerasformer.convert.weights import read_source_blocks
+
+    groups, entries = _weights_file_layout(transformer, set(variables))
+    items = entries.items()
+    if progress:
+        from kerasformer.progress import progress as bar
+
+        items = bar(list(items), progress, unit="tensor")
+    with h5py.File(path, "w") as file:
+        for name, attributes in groups.items():  # parents first, as visited
+            group = file.create_group(name)
+            group.attrs.update(attributes)
+        for name, (variable_path, twin_value) in items:
+            if variable_path is None:  # not a weight (a dropout's seed): as the twin has it
+                file[name] = twin_value
+                continue
+            variable = variables[variable_path]
+            dtype, bfloat16 = _stored_dtype(variable.dtype)
+            dataset = file.create_dataset(name, shape=tuple(variable.shape), dtype=dtype)
+            if bfloat16:
+                dataset.attrs["dtype"] = "bfloat16"
+            for start, block in read_source_blocks(tensors, planned[variable_path], block_bytes):
+                block = np.asarray(block)
+                if bfloat16:
+                    import ml_dtypes
+
+                    block = block.astype(ml_dtypes.bfloat16).view(dtype)
+                if dataset.ndim == 0:
+                    dataset[()] = block.astype(dtype, copy=False)
+                else:
+                    dataset[start:start + len(block)] = block.astype(dtype, copy=False)
+
+
+def _stored_dtype(dtype):
+    """(numpy dtype of the h5 dataset, whether it holds bfloat16 bits) — as Keras
+    stores bfloat16: two opaque bytes marked by a `dtype` attribute."""
+    import numpy as np
+
+    if str(dtype) == "bfloat16":
+        return np.dtype("V2"), True
+    return np.dtype(str(dtype)), False
+
+
+def _weights_file_layout(transformer, paths):
+    """`({group: attributes}, {dataset: (variable path or None, skeleton's value)})` of
+    the weights file `transformer`'s model saves, from a skeleton of it whose
+    variables hold their index (see `convert`). `paths` are the real model's
+    variable paths, which the skeleton must have exactly."""
+    import tempfile
+
+    import h5py
+    import keras
+    import numpy as np
+
+    from kerasformer import architectures
+
+    config = transformer.get_config()
+    skeleton = architectures.get(config["architecture"]).from_config(
+        transformer.skeleton_config(config))
+    model = skeleton.build(weights_follow=True)
+    own = {variable.path for variable in skeleton.checkpoint_variables()}
+    if own != paths:
+        raise RuntimeError(f"the {config['architecture']} skeleton has other variables than "
+                           f"the model: {sorted(own ^ paths)[:5]}")
+    variables = list(model.variables)
+    originals = [keras.ops.convert_to_numpy(variable) for variable in variables]
+    for index, variable in enumerate(variables):
+        variable.assign(np.full(variable.shape, index + 1, keras.backend.standardize_dtype(
+            variable.dtype)))
+    groups, entries = {}, {}
+    with tempfile.TemporaryDirectory() as scratch:
+        twin_path = pathlib.Path(scratch) / "skeleton.weights.h5"
+        model.save_weights(twin_path)
+        with h5py.File(twin_path, "r") as file:
+            def visit(name, item):
+                if isinstance(item, h5py.Group):
+                    groups[name] = dict(item.attrs)
+                    return
+                value = item[()]
+                index = int(np.asarray(value).reshape(-1)[0]) - 1 if np.size(value) else -1
+                variable = variables[index] if 0 <= index < len(variables) else None
+                if variable is None:
+                    raise RuntimeError(f"the skeleton's weights file holds {name!r}, which is "
+                                       "none of its variables")
+                path = variable.path if variable.path in paths else None
+                entries[name] = (path, originals[index])
+            file.visititems(visit)
+    return groups, entries
 
 
 def _vocabulary_to_copy(task, vocab):

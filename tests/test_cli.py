@@ -49,7 +49,7 @@ def test_generate_continues_a_prompt(capsys):
     assert main([*args, "--temperature", "0"]) == 2
     assert "--temperature must be positive" in capsys.readouterr().err
     assert main(["generate", "你好", *SIM_ARGS]) == 2  # a similarity model
-    assert "needs a causal_lm model: --family gpt2, or another" in capsys.readouterr().err
+    assert "needs a causal_lm model: --family gpt2 or cpm-lm, or another" in capsys.readouterr().err
 
 
 def test_bad_input_is_a_clear_error(capsys):
@@ -102,15 +102,15 @@ def test_version_list_and_info(capsys):
     assert result.stdout.strip() == f"kerasformer {kerasformer.__version__}"
     assert main(["list"]) == 0
     out = capsys.readouterr().out
-    assert "cpm-lm (not buildable yet)" in out and "Apache-2.0" in out
+    assert "cpm-lm " in out and "not buildable" not in out and "Apache-2.0" in out
     assert main(["info", "roformer-sim"]) == 0
     out = capsys.readouterr().out
     assert "chinese_roformer-sim-char_L-12_H-768_A-12.zip" in out and "pan.baidu.com" in out
     assert "--family roformer-sim" in out and "pytorch_model.bin" in out
     assert main(["info", "roformer-simm"]) == 2
     assert "did you mean" in capsys.readouterr().err
-    assert main(["similar", "你好", "--model", "cpm-lm"]) == 2
-    assert "cannot make its sentencepiece tokenizer" in capsys.readouterr().err
+    assert main(["similar", "你好", "--model", "cpm-lm"]) == 2  # refused before downloading
+    assert "cpm-lm is a causal_lm model (family cpm-lm)" in capsys.readouterr().err
 
 
 def test_invalid_weights_are_named_with_the_flag_that_accepts_them(capsys):

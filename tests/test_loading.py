@@ -103,7 +103,7 @@ def test_directory_errors(tmp_path):
     (tmp_path / "bert_config.json").write_text("{}")
     with pytest.raises(FileNotFoundError, match="missing bert_model.ckpt.index, vocab.txt"):
         kf.models.load(tmp_path, family="bert")
-    with pytest.raises(ValueError, match="can be listed and downloaded"):
+    with pytest.raises(ValueError, match="look like a 'bert' checkpoint, not 'gpt2'"):
         kf.models.load(MODELS / "bert", family="cpm-lm")
 
 

@@ -21,7 +21,7 @@ from keras.src.backend.common.masking import get_keras_mask, set_keras_mask
 from keras.src.layers.layer import CallContext
 
 from kerasformer.convert.checkpoints import canonical_hf_names, checkpoint_layout, open_checkpoint
-from kerasformer.convert.weights import Source, Transform, load_weights
+from kerasformer.convert.weights import Source, Transform, load_weights, plan_weights
 from kerasformer.layers.masks import APPLICATIONS, AttentionMask
 
 # Constructor arguments that say how weights are loaded, not what the model is: a
@@ -775,19 +775,8 @@ class Transformer:
             The `LoadReport` (also kept as `self.load_report`).
         """
         self.build(weights_follow=not self.ignore_invalid_weights)
-        original = open_checkpoint(checkpoint)
-        layout = checkpoint_layout(original.keys())
-        weight_map = self.weight_map(layout)
-        if mapping is not None:
-            weight_map = dataclasses.replace(weight_map, sources=dict(mapping))
-        source = original
-        if weight_map.prefix:
-            source = canonical_hf_names(original, weight_map.prefix)
-        weight_map = dataclasses.replace(weight_map, sources={
-            self.prefix + path: src if not isinstance(src, str) else Source(src)
-            for path, src in weight_map.sources.items()
-        })
         variables = {variable.path: variable for variable in self.checkpoint_variables()}
+        source, weight_map, original = self.checkpoint_source(checkpoint, mapping)
         self.load_report = load_weights(
             variables,
             source,
@@ -798,6 +787,65 @@ class Transformer:
             progress=progress,
         )
         return self.load_report
+
+    def checkpoint_source(self, checkpoint, mapping=None):
+        """`(tensors, weight map, opened checkpoint)`: the checkpoint opened, under the
+        names its layout's weight map reads (canonical HF names), and that map with
+        the model's variable paths (prefix included)."""
+        original = open_checkpoint(checkpoint)
+        weight_map = self.weight_map(checkpoint_layout(original.keys()))
+        if mapping is not None:
+            weight_map = dataclasses.replace(weight_map, sources=dict(mapping))
+        source = original
+        if weight_map.prefix:
+            source = canonical_hf_names(original, weight_map.prefix)
+        weight_map = dataclasses.replace(weight_map, sources={
+            self.prefix + path: src if not isinstance(src, str) else Source(src)
+            for path, src in weight_map.sources.items()
+        })
+        return source, weight_map, original
+
+    def plan_checkpoint(self, checkpoint, variables):
+        """What loading `checkpoint` into `variables` (path -> anything with a
+        `.shape`) reads: `(tensors, [(variable path, Source)])`, checked strictly as
+        `load_weights_from_checkpoint` checks, without reading a tensor."""
+        source, weight_map, original = self.checkpoint_source(checkpoint)
+        _, planned = plan_weights(
+            variables, source, weight_map, source_description=_describe(checkpoint),
+            hint=lambda report: architecture_hint(original.keys(), self.architecture))
+        return source, planned
+
+    @classmethod
+    def skeleton_config(cls, config):
+        """`config` (of `get_config`) with every width 2 per head: a model with the same
+        layers and variable names as `config`'s, in no memory to speak of. The
+        vocabulary and positions stay (they decide no layer), as does the depth."""
+        heads = config["num_attention_heads"]
+        skeleton = {**config, "dtype": None, "hidden_size": 2 * heads, "intermediate_size": 2}
+        for key in ("attention_head_size", "attention_key_size"):
+            if config.get(key) is not None:
+                skeleton[key] = 2
+        embedding = config.get("embedding_size")
+        if embedding is not None:
+            skeleton["embedding_size"] = 2 * heads if embedding == config["hidden_size"] else 3
+        return skeleton
+
+    def abstract_variables(self):
+        """{path: variable} of the variables a checkpoint fills, each with its shape
+        and dtype but no value: a copy of this model built in a stateless scope that
+        does not initialise them, so a converter can plan a 2.6B-parameter model in
+        no memory."""
+        copy = type(self).from_config(self.get_config())
+        with keras.StatelessScope(initialize_variables=False):
+            copy.build(weights_follow=True)
+        variables = copy.checkpoint_variables()
+        # Keras keeps variables created in a stateless scope in a global list and
+        # initialises them all at the next scope's exit: these must never be.
+        ours = {id(variable) for variable in variables}
+        pending = global_state.get_global_attribute("uninitialized_variables") or []
+        global_state.set_global_attribute(
+            "uninitialized_variables", [v for v in pending if id(v) not in ours])
+        return {variable.path: variable for variable in variables}
 
     def save_weights_as_checkpoint(self, filename, mapping=None, dtype=None):
         """Writes the weights as an original TF checkpoint (bert4keras' method), with

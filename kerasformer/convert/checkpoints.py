@@ -77,6 +77,12 @@ class RenamedCheckpoint(collections.abc.Mapping):
     def __len__(self):
         return len(self._names)
 
+    def read_rows(self, name, start, stop):
+        original = self._names[name]
+        if hasattr(self.checkpoint, "read_rows"):
+            return self.checkpoint.read_rows(original, start, stop)
+        return self.checkpoint[original][start:stop]
+
     def shape(self, name):
         original = self._names[name]
         if hasattr(self.checkpoint, "shape"):

@@ -127,6 +127,27 @@ class SafetensorsCheckpoint(CheckpointReader):
                              f"{array.dtype} {array.shape}, not {entry.dtype} {entry.shape}")
         return array
 
+    def read_rows(self, name, start, stop):
+        """Rows `start:stop` of tensor `name`, reading only their bytes."""
+        entry = self._entry(name)
+        rows = entry.shape[0] if entry.shape else 0
+        start, stop = max(0, min(start, rows)), max(0, min(stop, rows))
+        if not entry.shape or stop <= start:
+            return self[name][start:stop]
+        stored = self._stored_dtype(name, entry)
+        self._check_unchanged(name)
+        row_bytes = (entry.end - entry.begin) // rows
+        raw = bytearray((stop - start) * row_bytes)
+        with open(self.path, "rb") as file:
+            file.seek(self._data_start + entry.begin + start * row_bytes)
+            if file.readinto(raw) != len(raw):
+                raise ValueError(f"{self.path} is truncated: rows {start}..{stop} of {name!r} "
+                                 "cannot be read")
+        array = np.frombuffer(raw, stored).reshape((stop - start, *entry.shape[1:]))
+        if entry.dtype == "BF16":
+            return bfloat16_to_float32(array)
+        return array
+
     def _open(self):
         try:
             return safetensors.safe_open(self.path, framework="np")

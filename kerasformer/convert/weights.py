@@ -186,6 +186,29 @@ def load_weights(
         LookupError: if a model variable has no entry in `weight_map` (a bug in the
             architecture's map, not in the checkpoint).
     """
+    report, planned = plan_weights(
+        variables, checkpoint, weight_map, ignore_invalid_weights=ignore_invalid_weights,
+        ignored_patterns=ignored_patterns, source_description=source_description, hint=hint)
+    for path, source in _progress(planned, progress):
+        value = read_source(checkpoint, source)
+        variables[path].assign(_as_variable_dtype(value, variables[path].dtype))
+        report.loaded.append(path)
+    return report
+
+
+def plan_weights(
+    variables,
+    checkpoint,
+    weight_map,
+    *,
+    ignore_invalid_weights=False,
+    ignored_patterns=IGNORED_PATTERNS,
+    source_description="the checkpoint",
+    hint=None,
+):
+    """The checks of `load_weights`, before any tensor is read: `(LoadReport, [(variable
+    path, Source)])` of what to load. `variables` needs only `.shape` (variables
+    without values do: `Transformer.abstract_variables`). Raises as `load_weights`."""
     if isinstance(weight_map, WeightMap):
         ignored_patterns = tuple(ignored_patterns) + tuple(weight_map.ignored)
         weight_map = weight_map.sources
@@ -244,16 +267,35 @@ def load_weights(
         warnings.warn(
             message + "\nignore_invalid_weights=True: the variables above keep "
             "their random initialisation.",
-            stacklevel=3,
+            stacklevel=4,
         )
+    return report, planned
 
-    for path, source in _progress(planned, progress):
-        value = np.asarray(checkpoint[source.name])
-        if source.transform is not None:
-            value = source.transform.apply(value)
-        variables[path].assign(_as_variable_dtype(value, variables[path].dtype))
-        report.loaded.append(path)
-    return report
+
+def read_source(checkpoint, source):
+    """The array `source` names in `checkpoint`, transformed."""
+    value = np.asarray(checkpoint[source.name])
+    if source.transform is not None:
+        value = source.transform.apply(value)
+    return value
+
+
+def read_source_blocks(checkpoint, source, block_bytes):
+    """`(first row, rows)` blocks of the array `source` names, each about `block_bytes`
+    or one row: a tensor taken as it is is read block by block where the reader can
+    (`read_rows`), so converting it never holds it whole; a transformed tensor is read
+    whole (at most the size of one tensor)."""
+    if source.transform is not None or not hasattr(checkpoint, "read_rows"):
+        yield 0, read_source(checkpoint, source)
+        return
+    shape = source_shape(checkpoint, source.name)
+    if len(shape) < 2:
+        yield 0, np.asarray(checkpoint[source.name])
+        return
+    row_bytes = max(1, int(np.prod(shape[1:])) * 4)
+    rows = max(1, block_bytes // row_bytes)
+    for start in range(0, shape[0], rows):
+        yield start, np.asarray(checkpoint.read_rows(source.name, start, min(shape[0], start + rows)))
 
 
 def _as_variable_dtype(value, dtype):

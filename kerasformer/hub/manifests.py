@@ -18,8 +18,10 @@ import pathlib
 import re
 
 from kerasformer import families
+from kerasformer.tokenizers import recipes
 
-FILE_ROLES = ("config", "vocab", "weights", "tokenizer")
+# "vocab" is the file the tokenizer reads: a WordPiece vocab.txt or a SentencePiece model.
+FILE_ROLES = ("config", "vocab", "weights")
 COMMIT = re.compile(r"^[0-9a-f]{40}$")
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -105,8 +107,7 @@ def validate_manifest(manifest, source="manifest"):
     need(set(config) == {"defaults", "overrides"} and all(isinstance(v, dict) for v in config.values()),
          "config must hold 'defaults' and 'overrides' objects")
     tokenizer = manifest["tokenizer"]
-    need(tokenizer.get("type") in ("wordpiece", "sentencepiece"),
-         "tokenizer.type must be 'wordpiece' or 'sentencepiece'")
+    need(tokenizer.get("type") in recipes.TYPES, f"tokenizer.type must be one of {recipes.TYPES}")
     need(tokenizer.get("pre_tokenize") in (None, "jieba"), "tokenizer.pre_tokenize must be 'jieba' or absent")
     if "verify" in manifest:
         fill = manifest["verify"].get("fill_mask") if isinstance(manifest["verify"], dict) else None

@@ -18,16 +18,34 @@ def is_word_vocabulary(vocab):
     return words >= WORD_VOCABULARY_SHARE * len(tokens)
 
 
-def make_tokenizer(recipe):
-    """A `Tokenizer` from `{"vocab": path, "do_lower_case": bool, "pre_tokenize": ...}`.
+# The recipes' tokenizer types and the name of the file each reads (`vocab` in a
+# recipe), as presets store it.
+TYPES = ("wordpiece", "cpm")
+FILE_NAMES = {"wordpiece": "vocab.txt", "cpm": "spiece.model"}
 
-    `pre_tokenize` is None, "jieba" (segment words with jieba first, as bert4keras'
-    word-level models were trained), or "auto" (jieba when the vocabulary is
-    word-level). `type` must be "wordpiece".
-    """
+
+def tokenizer_type(recipe):
+    """The recipe's tokenizer type, checked."""
     kind = recipe.get("type", "wordpiece")
-    if kind != "wordpiece":
-        raise ValueError(f"kerasformer has no {kind!r} tokenizer yet")
+    if kind not in TYPES:
+        raise ValueError(f"kerasformer has no {kind!r} tokenizer: the types are {TYPES}")
+    return kind
+
+
+def make_tokenizer(recipe):
+    """The tokenizer of a recipe: `{"type": ..., "vocab": path, ...}`.
+
+    "wordpiece" (the default): bert4keras' `Tokenizer` of the vocabulary file
+    `vocab`, with `do_lower_case` and `pre_tokenize` — None, "jieba" (segment words
+    with jieba first, as bert4keras' word-level models were trained), or "auto"
+    (jieba when the vocabulary is word-level).
+    "cpm": `CpmTokenizer` of the SentencePiece model `vocab` (CPM-LM's
+    `chinese_vocab.model`, `spiece.model` on the Hub).
+    """
+    if tokenizer_type(recipe) == "cpm":
+        from kerasformer.tokenizers.sp import CpmTokenizer
+
+        return CpmTokenizer(recipe["vocab"])
     segment = None
     if resolve_pre_tokenize(recipe) == "jieba":
         import_jieba("this checkpoint's tokenizer pre-segments words")

@@ -198,8 +198,9 @@ class CpmTokenizer(SpTokenizer):
             repository).
 
     Attributes:
-        eod_id: id of `<eod>`, the end of a document.
-        newline_id: id of `▃`, CPM's newline, which also ends a generated line.
+        eod_id: id of `<eod>`, the end of a document (None if the model lacks it).
+        newline_id: id of `▃`, CPM's newline, which also ends a generated line (None
+            if the model lacks it).
 
     Raises:
         ImportError: without jieba or sentencepiece.
@@ -214,8 +215,14 @@ class CpmTokenizer(SpTokenizer):
             return [word.translate(_CPM_SPACES) for word in jieba.cut(text, cut_all=False)]
 
         super().__init__(sp_model_path, token_start=None, token_end=None, pre_tokenize=words)
-        self.eod_id = self.sp_model.piece_to_id("<eod>")
-        self.newline_id = self.sp_model.piece_to_id("\u2583")
+        self.eod_id = self._piece_id("<eod>")
+        self.newline_id = self._piece_id("\u2583")
+
+    def _piece_id(self, piece):
+        """The id of `piece`, or None where the model lacks it (sentencepiece would
+        give the unknown id, which would end every generation at an unknown word)."""
+        i = self.sp_model.piece_to_id(piece)
+        return None if i == self.sp_model.unk_id() else i
 
     def decode(self, ids):
         """The text of `ids`, spaces and newlines restored (see the class)."""

@@ -64,6 +64,7 @@ def test_a_damaged_conversion_is_reported_once_removed_and_rebuilt(hub, tmp_path
     assert len([w for w in caught if str(entry) in str(w.message)]) == 1
     assert (again.encode("今天天气不错") == expected).all()
     monkeypatch.setattr(loading, "build_task", no_conversion)
+    monkeypatch.setattr(loading, "convert_task", no_conversion)
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
         healed = kf.models.load("roformer-sim")  # repaired: neither converted nor reported
@@ -92,6 +93,7 @@ def test_a_broken_directory_in_the_way_of_a_conversion_is_replaced(hub, tmp_path
         kf.models.load("roformer-sim")
     assert presets.is_preset(entry)
     monkeypatch.setattr(loading, "build_task", no_conversion)
+    monkeypatch.setattr(loading, "convert_task", no_conversion)
     kf.models.load("roformer-sim")
 
 

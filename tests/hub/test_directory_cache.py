@@ -17,16 +17,16 @@ TEXT = "今天天气不错"
 
 @pytest.fixture
 def conversions(tmp_path, monkeypatch):
-    """The families `loading.build_task` was called for."""
+    """The families `loading.convert_task` was called for."""
     monkeypatch.setenv("KERASFORMER_HOME", str(tmp_path / "kerasformer"))
     calls = []
-    build_task = loading.build_task
+    convert_task = loading.convert_task
 
-    def counted(family, *args, **kwargs):
+    def counted(target, family, *args, **kwargs):
         calls.append(getattr(family, "name", family))
-        return build_task(family, *args, **kwargs)
+        return convert_task(target, family, *args, **kwargs)
 
-    monkeypatch.setattr(loading, "build_task", counted)
+    monkeypatch.setattr(loading, "convert_task", counted)
     return calls
 
 
@@ -46,6 +46,7 @@ def test_a_release_directory_is_converted_once(tmp_path, conversions, monkeypatc
 
     with monkeypatch.context() as patch:
         patch.setattr(loading, "build_task", no_conversion)
+        patch.setattr(loading, "convert_task", no_conversion)
         again = kf.models.load(release, family="roformer-sim")
         np.testing.assert_array_equal(again.encode(TEXT), expected)
         assert again.text_maxlen == first.text_maxlen and again.sampling == first.sampling

@@ -66,6 +66,8 @@ def test_second_load_neither_downloads_nor_converts(hub, monkeypatch):
         raise AssertionError("converted again")
 
     monkeypatch.setattr(loading, "build_task", no_conversion)
+
+    monkeypatch.setattr(loading, "convert_task", no_conversion)
     sim = kf.models.load("roformer-sim")  # pinned: not even a revision check
     assert hub.requests == []
     assert sim.encode("今天天气不错").shape == (64,)

@@ -114,7 +114,7 @@ def test_a_symlink_out_of_a_preset_is_refused_on_load_and_on_save(preset, tmp_pa
     secret = tmp_path / "secret.txt"
     secret.write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nprivate\n", encoding="utf-8")
     task = kf.models.load(preset)
-    vocab = preset / presets.VOCAB
+    vocab = preset / "assets" / "tokenizer" / "vocab.txt"
     vocab.unlink()
     os.symlink(secret, vocab)  # after loading: the task still names the preset's vocabulary
     with pytest.raises(ValueError, match="outside the preset"):
@@ -134,7 +134,7 @@ def test_a_symlink_out_of_a_preset_is_refused_on_load_and_on_save(preset, tmp_pa
     # a task whose vocabulary was changed on purpose saves that vocabulary
     task.tokenizer_config["vocab"] = str(MODELS / "bert" / "vocab.txt")
     saved = task.save_preset(tmp_path / "copy")
-    assert (saved / presets.VOCAB).read_bytes() == (MODELS / "bert" / "vocab.txt").read_bytes()
+    assert (saved / "assets" / "tokenizer" / "vocab.txt").read_bytes() == (MODELS / "bert" / "vocab.txt").read_bytes()
 
 
 @pytest.mark.parametrize("name", [presets.WEIGHTS, presets.CONFIG])

@@ -54,3 +54,74 @@ def test_bad_requests_are_clear_errors(lm):
                                          return_keras_model=False)
     with pytest.raises(ValueError, match="a causal language model must decode"):
         CausalLanguageModel(encoder, lm.tokenizer)
+
+
+# ---------------------------------------------------------------- CPM-LM
+
+CPM_CONFIG = {  # TsinghuaAI/CPM-Generate's config.json at toy width
+    "architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "activation_function": "gelu_new",
+    "n_embd": 16, "n_layer": 2, "n_head": 2, "n_inner": None, "n_positions": 64, "n_ctx": 64,
+    "vocab_size": 30000, "layer_norm_epsilon": 1e-5, "attn_pdrop": 0.1, "embd_pdrop": 0.1,
+    "resid_pdrop": 0.1, "pad_token_id": 0, "bos_token_id": 50256, "eos_token_id": 50256,
+    "tokenizer_class": "CpmTokenizer",
+}
+
+
+@pytest.fixture(scope="module")
+def cpm_directory(tmp_path_factory):
+    """A CPM-Generate repository at toy width: GPT-2 weights (random) in safetensors,
+    the real 30,000-piece spiece.model, the Hub's config."""
+    import json
+    import shutil
+
+    from safetensors.numpy import save_file
+
+    pytest.importorskip("jieba")
+    directory = tmp_path_factory.mktemp("cpm")
+    rng = np.random.default_rng(0)
+    width, layers = CPM_CONFIG["n_embd"], CPM_CONFIG["n_layer"]
+    shapes = {"transformer.wte.weight": (30000, width), "transformer.wpe.weight": (64, width),
+              "transformer.ln_f.weight": (width,), "transformer.ln_f.bias": (width,)}
+    for i in range(layers):
+        for name, shape in {"ln_1.weight": (width,), "ln_1.bias": (width,),
+                            "attn.c_attn.weight": (width, 3 * width), "attn.c_attn.bias": (3 * width,),
+                            "attn.c_proj.weight": (width, width), "attn.c_proj.bias": (width,),
+                            "attn.bias": (1, 1, 64, 64),  # the causal mask buffer, not a weight
+                            "ln_2.weight": (width,), "ln_2.bias": (width,),
+                            "mlp.c_fc.weight": (width, 4 * width), "mlp.c_fc.bias": (4 * width,),
+                            "mlp.c_proj.weight": (4 * width, width), "mlp.c_proj.bias": (width,)}.items():
+            shapes[f"transformer.h.{i}.{name}"] = shape
+    tensors = {name: (rng.normal(0, 0.3, shape)).astype("float32") for name, shape in shapes.items()}
+    save_file(tensors, str(directory / "model.safetensors"))
+    (directory / "config.json").write_text(json.dumps(CPM_CONFIG))
+    shutil.copy(FIXTURES / "tokenizers" / "cpm" / "chinese_vocab.model", directory / "spiece.model")
+    return directory
+
+
+def test_a_cpm_repository_loads_as_cpm_lm(cpm_directory):
+    from kerasformer.tokenizers import CpmTokenizer
+
+    cpm = kf.models.load(cpm_directory)  # the family from tokenizer_class, streamed into a preset
+    assert cpm.family == "cpm-lm" and isinstance(cpm.tokenizer, CpmTokenizer)
+    assert cpm.decoder.end_id == 7  # <eod>: the config's bos/eos 50256 lie outside the vocabulary
+    assert cpm.transformer.hidden_act == "gelu_new"
+    prompt = "美国的首都是华盛顿\n法国的首都是巴黎\n中国的首都是"
+    token_ids = cpm.encode_prompt(prompt)
+    assert cpm.tokenizer.decode(token_ids) == prompt
+    in_memory = kf.build_transformer_model(cpm_directory / "config.json",
+                                           cpm_directory / "model.safetensors", model="gpt2")
+    np.testing.assert_allclose(to_numpy(cpm.model(np.array([token_ids]))),
+                               to_numpy(in_memory(np.array([token_ids]))), atol=1e-6)
+    # a line ends at ▃: greedy decoding with end="newline" stops there
+    lines = CausalLanguageModel(cpm.transformer, cpm.tokenizer, end="newline")
+    (continuation,) = lines.generate(prompt, beam=1, maxlen=8)
+    assert "\n" not in continuation
+
+
+def test_cpm_loads_in_bfloat16_from_its_converted_preset(cpm_directory):
+    full = kf.models.load(cpm_directory)
+    half = kf.models.load(cpm_directory, dtype="bfloat16")
+    assert {v.dtype for v in half.model.weights} == {"bfloat16"}
+    token_ids = np.array([full.encode_prompt("今天天气不错，")])
+    np.testing.assert_allclose(to_numpy(half.model(token_ids)).astype("float32"),
+                               to_numpy(full.model(token_ids)), atol=2e-2)
