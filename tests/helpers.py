@@ -1,4 +1,7 @@
-"""One shared helper per kind of test: layer, precision, model saving."""
+"""One shared helper per kind of test: layer, precision, model saving, toy checkpoints."""
+import json
+import shutil
+
 import keras
 import numpy as np
 
@@ -111,3 +114,48 @@ def _compat_reference():
 
 
 _COMPAT = None
+
+
+# TsinghuaAI/CPM-Generate's config.json at toy width: its bos/eos 50256 lie outside the
+# 30,000-piece vocabulary, as in the real one.
+TOY_CPM_CONFIG = {
+    "architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "activation_function": "gelu_new",
+    "n_embd": 16, "n_layer": 2, "n_head": 2, "n_inner": None, "n_positions": 64, "n_ctx": 64,
+    "vocab_size": 30000, "layer_norm_epsilon": 1e-5, "attn_pdrop": 0.1, "embd_pdrop": 0.1,
+    "resid_pdrop": 0.1, "pad_token_id": 0, "bos_token_id": 50256, "eos_token_id": 50256,
+    "tokenizer_class": "CpmTokenizer",
+}
+
+
+def write_toy_cpm(directory, weights="model.safetensors"):
+    """A CPM-Generate repository at toy width in `directory`: the Hub's config, the real
+    30,000-piece spiece.model, random GPT-2 weights (with the causal-mask buffers older
+    exports keep) as `model.safetensors` or `pytorch_model.bin`. Returns its files."""
+    from tests.conftest import FIXTURES
+
+    rng = np.random.default_rng(0)
+    width, positions = TOY_CPM_CONFIG["n_embd"], TOY_CPM_CONFIG["n_positions"]
+    shapes = {"transformer.wte.weight": (30000, width), "transformer.wpe.weight": (positions, width),
+              "transformer.ln_f.weight": (width,), "transformer.ln_f.bias": (width,)}
+    for i in range(TOY_CPM_CONFIG["n_layer"]):
+        for name, shape in {"ln_1.weight": (width,), "ln_1.bias": (width,),
+                            "attn.c_attn.weight": (width, 3 * width), "attn.c_attn.bias": (3 * width,),
+                            "attn.c_proj.weight": (width, width), "attn.c_proj.bias": (width,),
+                            "attn.bias": (1, 1, positions, positions),
+                            "ln_2.weight": (width,), "ln_2.bias": (width,),
+                            "mlp.c_fc.weight": (width, 4 * width), "mlp.c_fc.bias": (4 * width,),
+                            "mlp.c_proj.weight": (4 * width, width), "mlp.c_proj.bias": (width,)}.items():
+            shapes[f"transformer.h.{i}.{name}"] = shape
+    tensors = {name: rng.normal(0, 0.3, shape).astype("float32") for name, shape in shapes.items()}
+    if weights == "model.safetensors":
+        from safetensors.numpy import save_file
+
+        save_file(tensors, str(directory / weights))
+    else:
+        import torch
+
+        torch.save({name: torch.from_numpy(value) for name, value in tensors.items()},
+                   directory / weights)
+    (directory / "config.json").write_text(json.dumps(TOY_CPM_CONFIG))
+    shutil.copy(FIXTURES / "tokenizers" / "cpm" / "chinese_vocab.model", directory / "spiece.model")
+    return {name: (directory / name).read_bytes() for name in ("config.json", "spiece.model", weights)}

@@ -18,7 +18,7 @@ from kerasformer.cli import main
 from kerasformer.hub import IntegrityError, manifests
 from kerasformer.models import MaskedLanguageModel, SimilarityModel
 from tests.helpers import to_numpy
-from tests.hub.conftest import MODELS, repo_files
+from tests.hub.conftest import MODELS, pinned, repo_files
 
 
 def reference(fixture):
@@ -141,21 +141,43 @@ def test_hf_handles_infer_the_family_and_quote_pr_refs(hub):
 
 
 def test_interrupted_conversion_leaves_nothing_that_loads(hub, monkeypatch):
-    import keras
+    from kerasformer.convert import weights
 
-    original = keras.Model.save_weights
+    original, read = weights.read_source_blocks, []
 
-    def interrupted(self, *args, **kwargs):
-        raise KeyboardInterrupt
+    def interrupted(*args, **kwargs):  # Ctrl-C with a few tensors written
+        read.append(args[1])
+        if len(read) == 3:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
 
-    monkeypatch.setattr(keras.Model, "save_weights", interrupted)
+    monkeypatch.setattr(weights, "read_source_blocks", interrupted)
     with pytest.raises(KeyboardInterrupt):
         kf.models.load("roformer-sim")
     converted = pathlib.Path(os.environ["KERASFORMER_HOME"]) / "converted"
     assert not [p for p in converted.rglob("*") if p.is_dir() and (p / "config.json").exists()]
     assert not list(converted.rglob("*.partial"))
-    monkeypatch.setattr(keras.Model, "save_weights", original)
+    monkeypatch.setattr(weights, "read_source_blocks", original)
     assert kf.models.load("roformer-sim").encode("你好").shape == (64,)
+
+
+def test_cpm_lm_by_name(hub, tmp_path, capsys):
+    """The cpm-lm manifest end to end: its files (spiece.model as the vocabulary, the
+    pickled weights) fetched at the pinned commit, converted streamed, the task made
+    with CPM's tokenizer and <eod>."""
+    pytest.importorskip("jieba")
+    pytest.importorskip("torch")
+    from kerasformer.models import CausalLanguageModel
+    from tests.helpers import write_toy_cpm
+
+    (tmp_path / "cpm").mkdir()
+    hub.add_repo("TsinghuaAI/CPM-Generate", write_toy_cpm(tmp_path / "cpm", "pytorch_model.bin"),
+                 pinned("cpm-lm"))
+    cpm = kf.models.load("cpm-generate")  # an alias
+    assert isinstance(cpm, CausalLanguageModel) and cpm.family == "cpm-lm"
+    assert cpm.decoder.end_id == cpm.tokenizer.eod_id == 7
+    assert main(["generate", "中国的首都是", "--model", "cpm-lm", "--maxlen", "3", "--seed", "0"]) == 0
+    assert "中国的首都是" in capsys.readouterr().out
 
 
 def test_command_line_on_named_checkpoints(hub, monkeypatch, tmp_path, capsys):

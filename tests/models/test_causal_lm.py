@@ -5,7 +5,7 @@ import pytest
 import kerasformer as kf
 from kerasformer.models import CausalLanguageModel
 from tests.conftest import FIXTURES
-from tests.helpers import to_numpy
+from tests.helpers import to_numpy, write_toy_cpm
 
 GPT2 = FIXTURES / "models" / "gpt2"
 
@@ -58,43 +58,11 @@ def test_bad_requests_are_clear_errors(lm):
 
 # ---------------------------------------------------------------- CPM-LM
 
-CPM_CONFIG = {  # TsinghuaAI/CPM-Generate's config.json at toy width
-    "architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "activation_function": "gelu_new",
-    "n_embd": 16, "n_layer": 2, "n_head": 2, "n_inner": None, "n_positions": 64, "n_ctx": 64,
-    "vocab_size": 30000, "layer_norm_epsilon": 1e-5, "attn_pdrop": 0.1, "embd_pdrop": 0.1,
-    "resid_pdrop": 0.1, "pad_token_id": 0, "bos_token_id": 50256, "eos_token_id": 50256,
-    "tokenizer_class": "CpmTokenizer",
-}
-
-
 @pytest.fixture(scope="module")
 def cpm_directory(tmp_path_factory):
-    """A CPM-Generate repository at toy width: GPT-2 weights (random) in safetensors,
-    the real 30,000-piece spiece.model, the Hub's config."""
-    import json
-    import shutil
-
-    from safetensors.numpy import save_file
-
     pytest.importorskip("jieba")
     directory = tmp_path_factory.mktemp("cpm")
-    rng = np.random.default_rng(0)
-    width, layers = CPM_CONFIG["n_embd"], CPM_CONFIG["n_layer"]
-    shapes = {"transformer.wte.weight": (30000, width), "transformer.wpe.weight": (64, width),
-              "transformer.ln_f.weight": (width,), "transformer.ln_f.bias": (width,)}
-    for i in range(layers):
-        for name, shape in {"ln_1.weight": (width,), "ln_1.bias": (width,),
-                            "attn.c_attn.weight": (width, 3 * width), "attn.c_attn.bias": (3 * width,),
-                            "attn.c_proj.weight": (width, width), "attn.c_proj.bias": (width,),
-                            "attn.bias": (1, 1, 64, 64),  # the causal mask buffer, not a weight
-                            "ln_2.weight": (width,), "ln_2.bias": (width,),
-                            "mlp.c_fc.weight": (width, 4 * width), "mlp.c_fc.bias": (4 * width,),
-                            "mlp.c_proj.weight": (4 * width, width), "mlp.c_proj.bias": (width,)}.items():
-            shapes[f"transformer.h.{i}.{name}"] = shape
-    tensors = {name: (rng.normal(0, 0.3, shape)).astype("float32") for name, shape in shapes.items()}
-    save_file(tensors, str(directory / "model.safetensors"))
-    (directory / "config.json").write_text(json.dumps(CPM_CONFIG))
-    shutil.copy(FIXTURES / "tokenizers" / "cpm" / "chinese_vocab.model", directory / "spiece.model")
+    write_toy_cpm(directory, "model.safetensors")
     return directory
 
 
@@ -104,7 +72,7 @@ def test_a_cpm_repository_loads_as_cpm_lm(cpm_directory):
     cpm = kf.models.load(cpm_directory)  # the family from tokenizer_class, streamed into a preset
     assert cpm.family == "cpm-lm" and isinstance(cpm.tokenizer, CpmTokenizer)
     assert cpm.decoder.end_id == 7  # <eod>: the config's bos/eos 50256 lie outside the vocabulary
-    assert cpm.transformer.hidden_act == "gelu_new"
+    assert cpm.transformer.hidden_act == "gelu_new"  # the tanh GELU CPM was trained with
     prompt = "美国的首都是华盛顿\n法国的首都是巴黎\n中国的首都是"
     token_ids = cpm.encode_prompt(prompt)
     assert cpm.tokenizer.decode(token_ids) == prompt
