@@ -241,7 +241,8 @@ def _generate(args):
         raise UsageError(f"--temperature must be positive, got {args.temperature}")
     task = _load(args)
     options = {"maxlen": args.maxlen, "topk": args.topk, "topp": args.topp,
-               "temperature": args.temperature, "beam": args.beam, "seed": args.seed}
+               "temperature": args.temperature, "beam": args.beam, "seed": args.seed,
+               "end": args.end}
     for index, text in enumerate(task.generate(args.prompt, n=args.n, **options)):
         print(f"--- {index + 1}\n{args.prompt}{text}")
 
@@ -457,6 +458,9 @@ def build_parser():
     generate.add_argument("--temperature", type=float, help="sampling temperature")
     generate.add_argument("--beam", type=int, help="beam search of this width instead")
     generate.add_argument("--seed", type=int, help="random seed")
+    generate.add_argument("--end", choices=("end", "newline"),
+                          help="stop at the end of the text or of the line (CPM's few-shot "
+                               "answers); default the model's")
     generate.set_defaults(run=_generate)
 
     verify = commands.add_parser("verify", help="compare a checkpoint with its published outputs")

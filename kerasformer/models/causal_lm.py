@@ -34,11 +34,19 @@ class CausalLanguageModel(Task):
         if reason is not None:
             raise ValueError(f"a causal language model must decode: {reason}")
         super().__init__(transformer, tokenizer, family, tokenizer_config)
-        if end not in ENDS:
-            raise ValueError(f"end must be one of {ENDS}, got {end!r}")
         self.end = end
         self.sampling = dict(sampling or {})
-        self.decoder = AutoRegressiveDecoder(transformer, end_id=self._end_id(end))
+        self._decoders = {}
+        self.decoder = self.decoder_for(end)
+
+    def decoder_for(self, end):
+        """The decode loop that stops at `end` ("end" or "newline"); the end token is
+        an input of the compiled loop, so either end shares its compilation."""
+        if end not in ENDS:
+            raise ValueError(f"end must be one of {ENDS}, got {end!r}")
+        if end not in self._decoders:
+            self._decoders[end] = AutoRegressiveDecoder(self.transformer, end_id=self._end_id(end))
+        return self._decoders[end]
 
     def _end_id(self, end):
         tokenizer = self.tokenizer
@@ -70,7 +78,7 @@ class CausalLanguageModel(Task):
         return ids
 
     def generate(self, prompt, n=1, maxlen=32, minlen=1, topk=None, topp=None,
-                 temperature=None, beam=None, seed=None):
+                 temperature=None, beam=None, seed=None, end=None):
         """Continuations of `prompt`, without the prompt itself.
 
         Args:
@@ -83,25 +91,26 @@ class CausalLanguageModel(Task):
                 gives the defaults, none samples from the whole distribution.
             beam: int. Beam search instead of sampling: the best beam alone.
             seed: int. The same seed gives the same samples.
+            end: "end" or "newline" (see the class); default the task's `end`.
 
         Returns:
             list of str: `n` continuations, or the best beam alone.
         """
+        decoder = self.decoder_for(self.end if end is None else end)
         token_ids = self.encode_prompt(prompt)
         options = {**self.sampling, **{k: v for k, v in (
             ("topk", topk), ("topp", topp), ("temperature", temperature)) if v is not None}}
         if beam is not None:
-            (ids,) = self.decoder.beam_search([token_ids], beam=beam, maxlen=maxlen,
-                                              minlen=minlen,
-                                              temperature=options.get("temperature", 1.0))
-            return [self._text(ids)]
-        (samples,) = self.decoder.random_sample(
+            (ids,) = decoder.beam_search([token_ids], beam=beam, maxlen=maxlen, minlen=minlen,
+                                         temperature=options.get("temperature", 1.0))
+            return [self._text(ids, decoder.end_id)]
+        (samples,) = decoder.random_sample(
             [token_ids], n=n, maxlen=maxlen, minlen=minlen, topk=options.get("topk"),
             topp=options.get("topp"), temperature=options.get("temperature", 1.0), seed=seed)
-        return [self._text(ids) for ids in samples]
+        return [self._text(ids, decoder.end_id) for ids in samples]
 
-    def _text(self, ids):
+    def _text(self, ids, end_id):
         ids = [int(i) for i in np.asarray(ids).reshape(-1)]
-        if ids and ids[-1] == self.decoder.end_id:
+        if ids and ids[-1] == end_id:
             ids = ids[:-1]
         return self.tokenizer.decode(ids)

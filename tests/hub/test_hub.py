@@ -176,7 +176,8 @@ def test_cpm_lm_by_name(hub, tmp_path, capsys):
     cpm = kf.models.load("cpm-generate")  # an alias
     assert isinstance(cpm, CausalLanguageModel) and cpm.family == "cpm-lm"
     assert cpm.decoder.end_id == cpm.tokenizer.eod_id == 7
-    assert main(["generate", "中国的首都是", "--model", "cpm-lm", "--maxlen", "3", "--seed", "0"]) == 0
+    assert main(["generate", "中国的首都是", "--model", "cpm-lm", "--maxlen", "3", "--seed", "0",
+                 "--end", "newline"]) == 0
     assert "中国的首都是" in capsys.readouterr().out
 
 

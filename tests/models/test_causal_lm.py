@@ -80,10 +80,13 @@ def test_a_cpm_repository_loads_as_cpm_lm(cpm_directory):
                                            cpm_directory / "model.safetensors", model="gpt2")
     np.testing.assert_allclose(to_numpy(cpm.model(np.array([token_ids]))),
                                to_numpy(in_memory(np.array([token_ids]))), atol=1e-6)
-    # a line ends at ▃: greedy decoding with end="newline" stops there
-    lines = CausalLanguageModel(cpm.transformer, cpm.tokenizer, end="newline")
-    (continuation,) = lines.generate(prompt, beam=1, maxlen=8)
-    assert "\n" not in continuation
+    # a line ends at ▃: decoding with end="newline" stops there, without recompiling
+    (whole,) = cpm.generate(prompt, beam=1, maxlen=12, minlen=12)
+    (line,) = cpm.generate(prompt, beam=1, maxlen=12, minlen=1, end="newline")
+    assert "\n" not in line and whole.startswith(line)
+    assert cpm.decoder_for("newline").end_id == cpm.tokenizer.newline_id == 3
+    with pytest.raises(ValueError, match="end must be one of"):
+        cpm.generate(prompt, end="eod")
 
 
 def test_cpm_loads_in_bfloat16_from_its_converted_preset(cpm_directory):
