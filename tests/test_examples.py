@@ -155,3 +155,63 @@ def test_pretrain_mlm(tmp_path):
     task = kf.models.load(out)
     (candidates,) = task.fill_mask("今天天气很[MASK]", k=3)
     assert len(candidates) == 3 and all(0 <= p <= 1 for _, p in candidates)
+
+
+def test_finetune_gpt2_lora(tmp_path):
+    """A tiny random GPT-2 with LoRA (remat, AdaFactor) on the script's own lines: the
+    loss falls, the merged preset and the exported bert4keras checkpoint load back
+    (strictly) to the outputs the trained model had."""
+    import re
+
+    import numpy as np
+
+    import kerasformer as kf
+
+    out, export = tmp_path / "preset", tmp_path / "checkpoint"
+    printed = run("finetune_gpt2_lora.py", "--out", str(out), "--export-checkpoint",
+                  str(export), "--hidden", "32", "--layers", "1", "--rank", "4",
+                  "--steps", "20", "--log-every", "10", "--maxlen", "32")
+    assert "remat=True" in printed and "LoRA rank 4 on 4 layers" in printed
+    before, after = map(float, re.search(r"corpus loss ([\d.]+) -> ([\d.]+)", printed).groups())
+    assert after < before - 0.05
+    merged = float(re.search(r"merged LoRA into the kernels: max \|Δp\| (\S+)", printed)[1])
+    reloaded = float(re.search(r"reloaded .*: max \|Δp\| (\S+)", printed)[1])
+    assert merged < 1e-5 and reloaded < 1e-6  # 0 on XLA:CPU
+    task = kf.models.load(out)
+    assert task.task == "causal_lm" and not any("lora" in w.path for w in task.model.weights)
+    model = kf.build_transformer_model(export / "bert_config.json", export / "bert_model.ckpt",
+                                       model="gpt2")
+    token_ids = np.array([task.encode_prompt("今天天气很好")])
+    np.testing.assert_allclose(model.predict(token_ids, verbose=0),
+                               task.model.predict(token_ids, verbose=0), atol=1e-6)
+
+
+def test_cpm_few_shot(tmp_path):
+    """The few-shot plumbing on a toy CPM-Generate directory (random weights, CPM's
+    real tokenizer, answers stopping at its newline ▃); the answers are random, the
+    prompts are bert4keras' and the user's."""
+    import importlib.util
+    import re
+
+    from tests.helpers import write_toy_cpm
+
+    spec = importlib.util.spec_from_file_location("cpm_few_shot",
+                                                  ROOT / "examples" / "cpm_few_shot.py")
+    few_shot = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(few_shot)
+    assert few_shot.few_shot_prompt([("狗", "dog"), ("猫", "cat")], "鸟") == "狗 dog\n猫 cat\n鸟 "
+    assert few_shot.few_shot_prompt([("美国的首都是", "华盛顿")], "中国的首都是", "") == \
+        "美国的首都是华盛顿\n中国的首都是"
+
+    write_toy_cpm(tmp_path)
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("狗\tdog\n猫\tcat\n", encoding="utf-8")
+    printed = run("cpm_few_shot.py", "--model", str(tmp_path), "--prompts", "capitals,triples",
+                  "--examples", str(pairs), "--query", "猪", "--maxlen", "4",
+                  "--dtype", "bfloat16")
+    sections = re.split(r"^== (\w+) ==", printed, flags=re.M)[1:]
+    assert sections[::2] == ["capitals", "triples", "yours"]
+    sections = sections[1::2]
+    assert "美国的首都是华盛顿\n法国的首都是巴黎\n日本的首都是东京\n中国的首都是\n→ " in sections[0]
+    assert "examples fit)" in sections[1]  # 64 positions: the last examples only
+    assert "狗 dog\n猫 cat\n猪 \n→ " in sections[2]

@@ -26,6 +26,8 @@ class Tiger(Optimizer):
     Parameter-wise rules on `variable.path` (bert4keras/Tiger variable names):
         regex `bias|beta|gamma`   → lr_θ = 0.5·lr_t, λ_θ = 0
         contains `embeddings`     → lr_θ = lr_t·RMS(θ) per row (last axis)
+        contains `lora_kernel`    → lr_θ = lr_t, λ_θ = 0 (LoRA's B starts at zero: a
+                                    step in proportion to RMS(θ) would never move it)
         anything else             → lr_θ = lr_t·RMS(θ) over the whole tensor
     NaN guard: if any element of g is NaN, m is kept (b1 = 1, g = 0) and the step is
     replaced by a shrink toward the initial value: θ ← (θ − c)·s + c, with s =
@@ -129,6 +131,8 @@ class Tiger(Optimizer):
             lr, decay = lr * 0.5, ops.cast(0.0, dtype)
             if "gamma" in name:
                 centre = 1.0
+        elif "lora_kernel" in name:
+            decay = ops.cast(0.0, dtype)
         elif "embeddings" in name:
             lr = lr * _rms(variable, axis=-1)
         else:

@@ -1,8 +1,10 @@
 """Training machinery that is not an optimizer: the SimBERT / RoFormer-Sim objectives
 (`SimilarityTraining`) and masked-LM pre-training with their batches, micro-batching
 with the big batch's gradient (`MicroBatched`), also for losses over the whole batch,
-and `TrainingLog` (step lines, metrics.jsonl, curves.png)."""
+LoRA (`enable_lora`, `merge_lora`) and `TrainingLog` (step lines, metrics.jsonl,
+curves.png)."""
 from kerasformer.training.log import TrainingLog
+from kerasformer.training.lora import enable_lora, lora_layers, merge_lora
 from kerasformer.training.losses import (
     cosent,
     in_batch_contrastive,
@@ -16,6 +18,7 @@ from kerasformer.training.replay import replayable, seed_generators
 from kerasformer.training.similarity import OBJECTIVES, SimilarityTraining, similarity_batches
 
 __all__ = ["MicroBatched", "OBJECTIVES", "SimilarityTraining", "TrainingLog", "cosent",
-           "in_batch_contrastive", "masked_lm_cross_entropy", "mlm_batches",
+           "enable_lora", "in_batch_contrastive", "lora_layers", "masked_lm_cross_entropy",
+           "merge_lora", "mlm_batches",
            "pair_classification", "replayable", "seed_generators", "seq2seq_cross_entropy",
            "similarity_batches", "similarity_distillation"]
