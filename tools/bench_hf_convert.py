@@ -3,10 +3,10 @@ a kerasformer preset: the streamed conversion `kerasformer.models.load` runs
 (`presets.convert`) against building the model and loading it in memory, as
 `build_transformer_model` (and bert4keras) do, then saving it — on a synthetic checkpoint
 with CPM-LM's own tensor shapes (vocabulary 30000, width 2560, so its largest tensor is
-CPM's: the 307 MB token embedding) but fewer blocks, written here as pytorch_model.bin
-and as model.safetensors.
+CPM's: the 307 MB token embedding) but fewer blocks, written by tools/synthetic_cpm.py as
+pytorch_model.bin and as model.safetensors.
 
-    python tools/bench_hf_convert.py [--layers 2 --hidden 2560 --vocab 30000]
+    python tools/bench_hf_convert.py [--layers 2 --hidden 2560]
 
 Each conversion runs in its own process; its peak resident memory (ru_maxrss) minus
 what the process held before converting (its imports, and Keras' backend started) is
@@ -20,33 +20,6 @@ import sys
 import tempfile
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-
-MAKE = """
-import json, sys
-import numpy as np
-from safetensors.numpy import save_file
-import torch
-vocab, hidden, layers, out = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-rng = np.random.default_rng(0)
-shapes = {"transformer.wte.weight": (vocab, hidden), "transformer.wpe.weight": (1024, hidden),
-          "transformer.ln_f.weight": (hidden,), "transformer.ln_f.bias": (hidden,)}
-for i in range(layers):
-    p = f"transformer.h.{i}."
-    shapes.update({p + "ln_1.weight": (hidden,), p + "ln_1.bias": (hidden,),
-                   p + "attn.c_attn.weight": (hidden, 3 * hidden), p + "attn.c_attn.bias": (3 * hidden,),
-                   p + "attn.c_proj.weight": (hidden, hidden), p + "attn.c_proj.bias": (hidden,),
-                   p + "ln_2.weight": (hidden,), p + "ln_2.bias": (hidden,),
-                   p + "mlp.c_fc.weight": (hidden, 4 * hidden), p + "mlp.c_fc.bias": (4 * hidden,),
-                   p + "mlp.c_proj.weight": (4 * hidden, hidden), p + "mlp.c_proj.bias": (hidden,)})
-tensors = {name: rng.standard_normal(shape, dtype=np.float32) * 0.02 for name, shape in shapes.items()}
-save_file(tensors, f"{out}/model.safetensors")
-torch.save({name: torch.from_numpy(array) for name, array in tensors.items()}, f"{out}/pytorch_model.bin")
-config = {"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"], "n_embd": hidden,
-          "n_layer": layers, "n_head": 32, "n_inner": None, "n_positions": 1024, "vocab_size": vocab,
-          "activation_function": "gelu_new", "layer_norm_epsilon": 1e-5,
-          "tokenizer_class": "CpmTokenizer"}
-open(f"{out}/config.json", "w").write(json.dumps(config))
-"""
 
 CONVERT = """
 import resource, sys, time
@@ -75,9 +48,9 @@ print(before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, time.pe
 
 
 def run(directory, weights, how):
-    vocab = ROOT / "tests" / "fixtures" / "tokenizers" / "cpm" / "chinese_vocab.model"
     out = subprocess.run([sys.executable, "-c", CONVERT, str(ROOT), directory, weights, how,
-                          str(vocab)], check=True, capture_output=True, text=True).stdout.split()
+                          f"{directory}/spiece.model"], check=True, capture_output=True,
+                         text=True).stdout.split()
     before, peak, seconds = map(float, out[-3:])
     return {"imports_mb": round(before), "peak_mb": round(peak),
             "converting_mb": round(peak - before), "seconds": round(seconds, 1)}
@@ -85,15 +58,15 @@ def run(directory, weights, how):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--vocab", type=int, default=30000)
     parser.add_argument("--hidden", type=int, default=2560)
     parser.add_argument("--layers", type=int, default=2)
     args = parser.parse_args()
-    largest_mb = max(args.vocab, 4 * args.hidden) * args.hidden * 4 / 2**20
+    largest_mb = max(30000, 4 * args.hidden) * args.hidden * 4 / 2**20
     results = {"largest_tensor_mb": round(largest_mb)}
     with tempfile.TemporaryDirectory() as directory:
-        subprocess.run([sys.executable, "-c", MAKE, str(args.vocab), str(args.hidden),
-                        str(args.layers), directory], check=True)
+        subprocess.run([sys.executable, str(ROOT / "tools" / "synthetic_cpm.py"), directory,
+                        "--hidden", str(args.hidden), "--layers", str(args.layers), "--torch"],
+                       check=True)
         for weights in ("model.safetensors", "pytorch_model.bin"):
             file_mb = pathlib.Path(directory, weights).stat().st_size / 2**20
             row = {"file_mb": round(file_mb)}
