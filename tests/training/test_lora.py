@@ -177,10 +177,10 @@ def test_tiger_moves_lora_b_from_zero():
 def test_merged_model_computes_what_the_lora_model_did(trained):
     transformer, before, after, *_ = trained
     model = transformer.model
-    lora_outputs = model.predict(INPUTS, verbose=0)
+    lora_outputs = to_numpy(model(INPUTS))
     merged = merge_lora(transformer)
     assert merged == ATTENTION and lora_layers(model) == []
-    np.testing.assert_allclose(model.predict(INPUTS, verbose=0), lora_outputs, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(to_numpy(model(INPUTS)), lora_outputs, atol=1e-5, rtol=0)
     # the kernels are W + (alpha / rank)·A·B, and the variables are the plain model's
     now = values(model)
     assert set(now) == set(before)
@@ -197,14 +197,14 @@ def test_merged_weights_load_back_strictly(trained, tmp_path):
     transformer = trained[0]
     if lora_layers(transformer):
         merge_lora(transformer)
-    expected = transformer.model.predict(INPUTS, verbose=0)
+    expected = to_numpy(transformer.model(INPUTS))
     # an original TF checkpoint, read by the strict loader
     transformer.save_weights_as_checkpoint(str(tmp_path / "ckpt" / "bert_model.ckpt"))
     config = tmp_path / "ckpt" / "bert_config.json"
     config.write_text(json.dumps(CONFIG), encoding="utf-8")
     again = kf.build_transformer_model(config, tmp_path / "ckpt" / "bert_model.ckpt",
                                        model="gpt2")
-    np.testing.assert_allclose(again.predict(INPUTS, verbose=0), expected, atol=1e-6, rtol=0)
+    np.testing.assert_allclose(to_numpy(again(INPUTS)), expected, atol=1e-6, rtol=0)
     # a preset of the causal-LM task
     vocab = tmp_path / "vocab.txt"
     vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -214,7 +214,7 @@ def test_merged_weights_load_back_strictly(trained, tmp_path):
     task.save_preset(tmp_path / "preset")
     loaded = kf.models.load(tmp_path / "preset")
     assert isinstance(loaded, CausalLanguageModel)
-    np.testing.assert_allclose(loaded.model.predict(INPUTS, verbose=0), expected, atol=1e-6, rtol=0)
+    np.testing.assert_allclose(to_numpy(loaded.model(INPUTS)), expected, atol=1e-6, rtol=0)
 
 
 def test_remat_gives_the_same_lora_update(trained):
