@@ -13,9 +13,12 @@ from kerasformer.layers.loss import Loss
 from kerasformer.layers.masks import (
     MaskedAdd,
     AttentionMask,
+    UniAEMask,
     attention_mask,
     causal_mask,
     padding_mask,
+    uniae_attention_mask,
+    uniae_mask,
     unilm_mask,
 )
 from kerasformer.layers.normalization import LayerNormalization, ScaleOffset
@@ -26,3 +29,4 @@ from kerasformer.layers.rotary import (
     sinusoidal_embeddings,
 )
 from kerasformer.layers.sequence import Concatenate1D, align, sequence_masking
+from kerasformer.layers.vmf import VonMisesFisherSampling, sample_vmf

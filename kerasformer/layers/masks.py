@@ -49,6 +49,47 @@ def unilm_mask(segment_ids):
     return causal_mask(level, level)
 
 
+def uniae_mask(segment_ids, see_first=False):
+    """UniVAE's "UniAE" mask from segment ids (bojone/univae, kexue.fm/archives/8475).
+
+    The input is a sentence twice, `[x ; x]`, with segment ids `[0…0 ; 1…1]`. With
+    `c = cumsum(segment_ids)`, key j is visible to query i iff `s_i == s_j` and
+    `c_j <= c_i`: the first copy (segment 0) attends bidirectionally within itself,
+    the second (segment 1) causally within itself, and neither sees the other.
+    `see_first=True` also makes key 0 visible to every query: UniVAE's last layers,
+    where position 0 carries the latent vector, the only path from the first copy
+    to the second.
+
+    Returns:
+        bool `(batch, seq, seq)`; padding is not applied (see `uniae_attention_mask`).
+    """
+    segments = ops.cast(segment_ids, "int32")
+    level = ops.cumsum(segments, axis=1)
+    same = ops.equal(ops.expand_dims(segments, -2), ops.expand_dims(segments, -1))
+    mask = ops.logical_and(same, causal_mask(level, level))
+    if see_first:
+        mask = ops.concatenate([ops.ones_like(mask[..., :1]), mask[..., 1:]], axis=-1)
+    return mask
+
+
+def uniae_attention_mask(token_ids, segment_ids, see_first=False):
+    """`uniae_mask(segment_ids, see_first)` with padded keys (id 0) never visible.
+
+    Args:
+        token_ids: int `(batch, seq)`; id 0 is padding (position 0 always counts as
+            real, as in `padding_mask`).
+        segment_ids: int `(batch, seq)`.
+        see_first: bool. Key 0 visible to every query.
+
+    Returns:
+        bool `(batch, seq, seq)`.
+    """
+    if segment_ids is None:
+        raise ValueError("the UniAE mask needs segment ids")
+    keys = ops.expand_dims(padding_mask(token_ids), 1)
+    return ops.logical_and(keys, uniae_mask(segment_ids, see_first))
+
+
 def attention_mask(token_ids, segment_ids=None, application="encoder"):
     """The full self-attention mask of a model application.
 
@@ -105,6 +146,40 @@ class AttentionMask(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update({"application": self.application})
+        return config
+
+
+@keras.saving.register_keras_serializable(package="kerasformer")
+class UniAEMask(keras.layers.Layer):
+    """Computes `uniae_attention_mask(token_ids, segment_ids, see_first)` in a model.
+
+    UniVAE uses two: `see_first=False` in its first layers, `see_first=True` in the
+    last ones, where position 0 carries the latent. Not an `application` of
+    `AttentionMask`: a model needs both masks, one per group of layers.
+
+    Args:
+        see_first: bool. Key 0 is visible to every query.
+        **kwargs: base layer arguments.
+
+    Call arguments:
+        token_ids: int `(batch, seq)`.
+        segment_ids: int `(batch, seq)`.
+    """
+
+    def __init__(self, see_first=False, **kwargs):
+        super().__init__(**kwargs)
+        self.see_first = bool(see_first)
+
+    def call(self, token_ids, segment_ids=None):
+        return uniae_attention_mask(token_ids, segment_ids, self.see_first)
+
+    def compute_output_spec(self, token_ids, segment_ids=None):
+        batch, seq = token_ids.shape[:2]
+        return keras.KerasTensor((batch, seq, seq), dtype="bool")
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"see_first": self.see_first})
         return config
 
 
