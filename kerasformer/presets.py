@@ -485,15 +485,18 @@ def from_config(directory, config, dtype=None, text_maxlen=None):
         transformer_config["dtype"] = dtype
     architecture = architectures.get(transformer_config["architecture"])
     transformer = architecture.from_config(transformer_config)
-    transformer.build(weights_follow=True).load_weights(directory / WEIGHTS)
+    transformer.build(weights_follow=True)
     task_config = dict(config["task"])
     task_config["tokenizer"] = {**task_config["tokenizer"],
                                 "vocab": str(directory / task_config["tokenizer"]["vocab"])}
     task_class = TASK_CLASSES.get(task_config.get("task"))
     if task_class is None:
         raise ValueError(f"{directory}: unknown task {task_config.get('task')!r}")
-    if text_maxlen is not None and task_class.task == "similarity":
+    if text_maxlen is not None and task_class.task in ("similarity", "classification"):
         task_config["options"] = {**task_config.get("options", {}), "text_maxlen": text_maxlen}
     task = task_class.from_config(task_config, transformer)
+    # The task's model is what `save` wrote: the transformer's own, or a model around
+    # it with the task's layers (a classifier's head).
+    task.model.load_weights(directory / WEIGHTS)
     _ORIGINS[task] = (directory.resolve(), task_config["tokenizer"]["vocab"])
     return task

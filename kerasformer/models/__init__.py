@@ -12,6 +12,7 @@ from kerasformer.architectures.roformer_v2 import RoFormerV2
 from kerasformer.loading import load
 from kerasformer.models.builder import build_transformer_model
 from kerasformer.models.causal_lm import CausalLanguageModel
+from kerasformer.models.classifier import ClassifierHead, TextClassifier
 from kerasformer.models.masked_lm import MaskedLanguageModel
 from kerasformer.models.similarity import SimilarityModel
 
@@ -19,4 +20,4 @@ GAU_alpha = GAUAlpha  # the class name in ZhuiyiTechnology/GAU-alpha's models.py
 
 # The task classes by the names families and presets use.
 TASK_CLASSES = {task.task: task for task in (SimilarityModel, MaskedLanguageModel,
-                                             CausalLanguageModel)}
+                                             CausalLanguageModel, TextClassifier)}
