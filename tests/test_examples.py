@@ -215,3 +215,31 @@ def test_cpm_few_shot(tmp_path):
     assert "美国的首都是华盛顿\n法国的首都是巴黎\n日本的首都是东京\n中国的首都是\n→ " in sections[0]
     assert "examples fit)" in sections[1]  # 64 positions: the last examples only
     assert "狗 dog\n猫 cat\n猪 \n→ " in sections[2]
+
+
+def test_theseus_sentiment(tmp_path):
+    """The Theseus example end to end on a few reviews in the sentiment set's layout
+    and the 2-block RoFormer fixture compressed to 1 block: the three accuracies, the
+    speed-up, and a successor preset of 1 block that loads."""
+    import re
+
+    import kerasformer as kf
+
+    data = tmp_path / "sentiment"
+    data.mkdir()
+    reviews = ["很好，下次还来", "服务员态度很好", "太差了，不会再来", "房间很脏，很失望"]
+    for split in ("train", "valid", "test"):
+        lines = [f"{text}\t{int(i < 2)}" for i, text in enumerate(reviews)] * 3
+        (data / f"sentiment.{split}.data").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    printed = run("theseus_sentiment.py", str(tmp_path), "--model", SIM, "--family",
+                  "roformer-sim", "--layers", "1", "--epochs", "1", "--theseus-epochs", "1",
+                  "--successor-epochs", "1", "--batch-size", "4", "--maxlen", "16",
+                  "--out", str(tmp_path / "successor"))
+    rows = re.findall(r"^(predecessor|Theseus successor|first 1 blocks fine-tuned)\t(\d)\t"
+                      r"([\d.]+)$", printed, flags=re.M)
+    assert [(name, blocks) for name, blocks, _ in rows] == [
+        ("predecessor", "2"), ("Theseus successor", "1"), ("first 1 blocks fine-tuned", "1")]
+    assert all(0 <= float(value) <= 1 for *_, value in rows)
+    assert re.search(r"speed-up classifying the test set: [\d.]+x", printed)
+    successor = kf.models.load(tmp_path / "successor")
+    assert successor.task == "classification" and successor.transformer.num_hidden_layers == 1
