@@ -20,7 +20,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from kerasformer.models.task import LENGTH_BUCKET, Task, to_numpy
+from kerasformer.models.task import Task, pad_rows, to_numpy
 
 POOLINGS = ("cls", "mean")
 
@@ -219,14 +219,8 @@ class TextClassifier(Task):
             the longest row rounded up to a multiple of 16 (few shapes, few
             compilations), padded with 0.
         """
-        rows = [self._encode(item, index) for index, item in enumerate(_check_items(texts))]
-        width = -(-max(len(ids) for ids, _ in rows) // LENGTH_BUCKET) * LENGTH_BUCKET
-        token_ids = np.zeros((len(rows), width), np.int32)
-        segment_ids = np.zeros((len(rows), width), np.int32)
-        for row, (ids, segments) in enumerate(rows):
-            token_ids[row, :len(ids)] = ids
-            segment_ids[row, :len(segments)] = segments
-        return token_ids, segment_ids
+        return pad_rows([self._encode(item, index)
+                         for index, item in enumerate(_check_items(texts))])
 
     def _encode(self, item, index):
         if isinstance(item, str):

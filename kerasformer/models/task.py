@@ -96,3 +96,16 @@ def check_texts(texts):
 
 def to_numpy(tensor):
     return keras.ops.convert_to_numpy(keras.ops.cast(tensor, "float32"))
+
+
+def pad_rows(rows):
+    """`(token_ids, segment_ids)` of `(token ids, segment ids)` rows: int32 arrays padded
+    with 0 to the longest row rounded up to a multiple of LENGTH_BUCKET (few shapes, few
+    compilations)."""
+    width = -(-max(len(ids) for ids, _ in rows) // LENGTH_BUCKET) * LENGTH_BUCKET
+    token_ids = np.zeros((len(rows), width), np.int32)
+    segment_ids = np.zeros((len(rows), width), np.int32)
+    for row, (ids, segments) in enumerate(rows):
+        token_ids[row, :len(ids)] = ids
+        segment_ids[row, :len(segments)] = segments
+    return token_ids, segment_ids

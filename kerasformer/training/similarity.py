@@ -36,14 +36,13 @@ from keras import ops
 
 from kerasformer.data import Group, text_segmentate, truncate_sequences
 from kerasformer.evaluation import label_cut
+from kerasformer.models.task import pad_rows
 from kerasformer.training import losses
 from kerasformer.training.masking import corrupt_source
 from kerasformer.training.micro_batches import MicroBatched
 from kerasformer.training.pretraining import shuffled
 from kerasformer.training.weights import copy_weights, rebuilt
 
-# Token lengths are padded up to a multiple of this: few shapes, few compilations.
-LENGTH_BUCKET = 16
 # What RoFormer-Sim and SimBERT cut texts at before encoding (`text_segmentate`).
 SEPARATORS, STRIPS = "\n。！？!?；;，, ", "；;，, "
 
@@ -396,10 +395,5 @@ def _seq2seq_row(tokenizer, source, target, maxlen, objective, rng, segment):
 
 
 def _pad(rows):
-    width = -(-max(len(ids) for ids, _ in rows) // LENGTH_BUCKET) * LENGTH_BUCKET
-    token_ids = np.zeros((len(rows), width), np.int32)
-    segment_ids = np.zeros((len(rows), width), np.int32)
-    for row, (ids, segments) in enumerate(rows):
-        token_ids[row, :len(ids)] = ids
-        segment_ids[row, :len(segments)] = segments
+    token_ids, segment_ids = pad_rows(rows)
     return {"token_ids": token_ids, "segment_ids": segment_ids}
