@@ -17,9 +17,6 @@ MODELS = FIXTURES / "models"
 CASES = {
     "roformer-sim / TF": ("roformer-sim", MODELS / "roformer" / "bert_config.json",
                           MODELS / "roformer" / "bert_model.ckpt", MODELS / "roformer" / "vocab.txt"),
-    "roformer / HF bin": ("roformer", MODELS / "roformer" / "hf" / "config.json",
-                          MODELS / "roformer" / "hf" / "pytorch_model.bin",
-                          MODELS / "roformer" / "vocab.txt"),
     "gpt2 / HF safetensors": ("gpt2", MODELS / "gpt2" / "hf" / "config.json",
                               MODELS / "gpt2" / "hf" / "model.safetensors", MODELS / "gpt2" / "vocab.txt"),
     "gpt2 / HF bin": ("gpt2", MODELS / "gpt2" / "hf" / "config.json",
