@@ -207,8 +207,7 @@ def test_cpm_few_shot(tmp_path):
     pairs = tmp_path / "pairs.tsv"
     pairs.write_text("狗\tdog\n猫\tcat\n", encoding="utf-8")
     printed = run("cpm_few_shot.py", "--model", str(tmp_path), "--prompts", "capitals,triples",
-                  "--examples", str(pairs), "--query", "猪", "--maxlen", "4",
-                  "--dtype", "bfloat16")
+                  "--examples", str(pairs), "--query", "猪", "--maxlen", "4")
     sections = re.split(r"^== (\w+) ==", printed, flags=re.M)[1:]
     assert sections[::2] == ["capitals", "triples", "yours"]
     sections = sections[1::2]

@@ -55,7 +55,6 @@ def samples():
     }
 
 
-@pytest.mark.backends
 @pytest.mark.parametrize("kappa,d", CASES)
 def test_w_has_the_vmf_distribution(samples, kappa, d):
     mu, z = samples[kappa, d]
