@@ -155,7 +155,6 @@ def test_jit_and_gradient_on_jax(samples):
     assert np.all(np.isfinite(gradient)) and np.abs(gradient).sum() > 0
 
 
-@pytest.mark.backends
 def test_trains_in_a_compiled_step():
     # fit compiles the step (jit on JAX, tf.function on TensorFlow): the loop runs in
     # it, the gradient reaches the layers before the sampling, and the layer's seed
