@@ -614,6 +614,12 @@ class Transformer:
         """Whether the model takes segment ids next to token ids."""
         return False
 
+    @property
+    def causal_prefix(self):
+        """Whether a prefix token sees only the prefix before it (a causal LM), not
+        the whole prefix (a UniLM source)."""
+        return self.application == "lm"
+
     def can_decode(self):
         """None if the decode loop can run this model, else the reason it cannot."""
         if self.application not in ("unilm", "lm"):

@@ -49,7 +49,7 @@ def compile_model_function(function, variables, rows=None):
 
         def eager(*args):
             with torch.no_grad():
-                return function(*(keras.ops.convert_to_tensor(arg) for arg in args))
+                return function(*keras.tree.map_structure(keras.ops.convert_to_tensor, args))
 
         return eager
     raise NotImplementedError(f"generation does not support the {backend!r} backend")

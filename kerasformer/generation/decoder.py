@@ -30,7 +30,12 @@ class AutoRegressiveDecoder:
     """Generates continuations of token-id prefixes with a model family.
 
     The transformer answers the decoder protocol of `Transformer`: `can_decode()`,
-    `max_positions()`, `uses_segments`, `init_caches`, `call_with_cache`, `logits`.
+    `max_positions()`, `uses_segments`, `causal_prefix`, `init_caches`,
+    `call_with_cache`, `logits`.
+
+    Every strategy takes `conditions`: a dict of per-prefix arrays `(prefixes, ...)`
+    (a UniVAE's latents) that every `call_with_cache` of a row receives in its
+    inputs, next to the token ids.
 
     Args:
         transformer: a `Transformer` with a language-model head, application
@@ -59,7 +64,7 @@ class AutoRegressiveDecoder:
 
     # ------------------------------------------------------------------ public
 
-    def greedy(self, prefixes, maxlen, minlen=1):
+    def greedy(self, prefixes, maxlen, minlen=1, conditions=None):
         """The most probable continuation of each prefix (bert4keras' beam search
         with a beam of 1).
 
@@ -67,18 +72,19 @@ class AutoRegressiveDecoder:
             prefixes: list of token-id lists.
             maxlen: int. Most tokens to generate.
             minlen: int. Fewest tokens before an end token can finish a sequence.
+            conditions: optional dict of per-prefix arrays (see the class).
 
         Returns:
             One int32 array of generated ids per prefix, ending with `end_id` when
             the sequence finished.
         """
         tokens, lengths = self._run(
-            "greedy", prefixes, maxlen, minlen, rows=1, uniforms=None
+            "greedy", prefixes, maxlen, minlen, rows=1, uniforms=None, conditions=conditions
         )
         return _trim(tokens, lengths)
 
     def random_sample(self, prefixes, n, maxlen, minlen=1, topk=None, topp=None,
-                      temperature=1.0, seed=None, restrictions=None):
+                      temperature=1.0, seed=None, restrictions=None, conditions=None):
         """`n` sampled continuations of each prefix, in one batch.
 
         Args:
@@ -93,6 +99,7 @@ class AutoRegressiveDecoder:
             restrictions: list of `kerasformer.generation.sampling.Restriction`
                 applied in order instead of temperature / top-k / top-p (which must
                 then be left at their defaults).
+            conditions: optional dict of per-prefix arrays (see the class).
 
         Returns:
             For each prefix, a list of `n` int32 arrays of generated ids.
@@ -118,12 +125,12 @@ class AutoRegressiveDecoder:
         uniforms = np.random.default_rng(seed).random((maxlen, rows), dtype=np.float32)
         tokens, lengths = self._run(
             "sample", prefixes, maxlen, minlen, rows=n, uniforms=uniforms,
-            restrictions=restrictions,
+            restrictions=restrictions, conditions=conditions,
         )
         samples = _trim(tokens, lengths)
         return [samples[i * n:(i + 1) * n] for i in range(len(prefixes))]
 
-    def beam_search(self, prefixes, beam, maxlen, minlen=1, temperature=1.0):
+    def beam_search(self, prefixes, beam, maxlen, minlen=1, temperature=1.0, conditions=None):
         """The best beam of a beam search for each prefix (bert4keras' semantics).
 
         Returns:
@@ -132,22 +139,24 @@ class AutoRegressiveDecoder:
         beam = _positive_int(beam, "beam")
         tokens, lengths = self._run(
             "beam", prefixes, maxlen, minlen, rows=beam, uniforms=None,
-            temperature=temperature,
+            temperature=temperature, conditions=conditions,
         )
         return _trim(tokens, lengths)
 
     # ----------------------------------------------------------------- driving
 
     def _run(self, strategy, prefixes, maxlen, minlen, rows, uniforms, restrictions=(),
-             temperature=1.0):
+             temperature=1.0, conditions=None):
         maxlen = _positive_int(maxlen, "maxlen")
         if isinstance(minlen, bool) or not isinstance(minlen, (int, np.integer)) or minlen < 0:
             raise ValueError(f"minlen must be a non-negative integer, got {minlen!r}")
         if not temperature > 0:
             raise ValueError(f"temperature must be positive, got {temperature!r}")
         token_ids, lengths = self._pad_prefixes(prefixes, maxlen)
+        conditions = _check_conditions(conditions, len(lengths))
         # Everything that changes the traced program, and nothing else.
-        key = ("decode", strategy, rows, tuple(r.key for r in restrictions), maxlen, len(lengths))
+        key = ("decode", strategy, rows, tuple(r.key for r in restrictions), maxlen, len(lengths),
+               tuple((name, value.shape, value.dtype.str) for name, value in conditions.items()))
         if key not in self._compiled:
             self._compiled[key] = self._compile(strategy, rows, restrictions, maxlen, len(lengths))
         if uniforms is None:
@@ -159,7 +168,8 @@ class AutoRegressiveDecoder:
             np.int32(self.end_id),
             np.int32(self.min_ends),
         )
-        tokens, out_lengths = self._compiled[key](token_ids, lengths, uniforms, *scalars)
+        tokens, out_lengths = self._compiled[key](token_ids, lengths, uniforms, *scalars,
+                                                  conditions)
         return ops.convert_to_numpy(tokens), ops.convert_to_numpy(out_lengths)
 
     def _pad_prefixes(self, prefixes, maxlen):
@@ -194,12 +204,14 @@ class AutoRegressiveDecoder:
         return token_ids, np.asarray(lengths, np.int32)
 
     def _compile(self, strategy, rows, restrictions, maxlen, inputs):
-        def run(token_ids, lengths, uniforms, minlen, temperature, values, end_id, min_ends):
+        def run(token_ids, lengths, uniforms, minlen, temperature, values, end_id, min_ends,
+                conditions):
             stop = (end_id, min_ends, minlen)
             if strategy == "beam":
-                return self._beam_search(token_ids, lengths, stop, temperature, rows, maxlen)
+                return self._beam_search(token_ids, lengths, stop, temperature, rows, maxlen,
+                                         conditions)
             return self._sample(
-                token_ids, lengths, uniforms, stop, values, rows=rows,
+                token_ids, lengths, uniforms, stop, values, conditions, rows=rows,
                 greedy=strategy == "greedy", restrictions=restrictions, maxlen=maxlen,
             )
 
@@ -207,8 +219,8 @@ class AutoRegressiveDecoder:
 
     # ---------------------------------------------------------- traced pieces
 
-    def _step_inputs(self, token_ids, positions):
-        inputs = {"token_ids": token_ids, "position_ids": positions}
+    def _step_inputs(self, token_ids, positions, conditions):
+        inputs = {**conditions, "token_ids": token_ids, "position_ids": positions}
         if self.has_segments:
             inputs["segment_ids"] = ops.full_like(token_ids, self.generated_segment)
         return inputs
@@ -216,7 +228,7 @@ class AutoRegressiveDecoder:
     def _logits(self, hidden):
         return ops.cast(self.transformer.logits(hidden)[:, 0], "float32")  # (batch, vocab)
 
-    def _encode_prefix(self, token_ids, lengths, maxlen):
+    def _encode_prefix(self, token_ids, lengths, maxlen, conditions):
         """Fills the caches with the prefix; returns the logits of the first token."""
         batch, width = ops.shape(token_ids)
         cache_length = width + maxlen
@@ -230,42 +242,43 @@ class AutoRegressiveDecoder:
             axis=1,
         )  # (batch, cache_length): the real prefix tokens
         mask = key_valid[:, None]
-        if self.transformer.application == "lm":
+        if self.transformer.causal_prefix:
             causal = ops.less_equal(
                 ops.arange(cache_length, dtype="int32")[None], positions[:, None]
             )
             mask = ops.logical_and(mask, causal[None])  # (batch, width, cache_length)
         # padding gets position 0, which exists in every position table
         position_ids = ops.where(key_valid[:, :width], positions[None], 0)
-        inputs = {"token_ids": token_ids, "position_ids": position_ids}
+        inputs = {**conditions, "token_ids": token_ids, "position_ids": position_ids}
         if self.has_segments:
             inputs["segment_ids"] = ops.zeros_like(token_ids)
         hidden, caches = self.transformer.call_with_cache(inputs, mask, caches, 0)
         last = ops.take_along_axis(hidden, (lengths - 1)[:, None, None], axis=1)
         return self._logits(last), caches, key_valid
 
-    def _decode_step(self, tokens, step, lengths, key_valid, caches, width):
+    def _decode_step(self, tokens, step, lengths, key_valid, caches, width, conditions):
         """Feeds generated token `step - 1` of every row; returns the next logits."""
         batch = ops.shape(tokens)[0]
         previous = ops.slice(tokens, [0, step - 1], [batch, 1])  # (batch, 1)
         index = width + step - 1
         key_valid = ops.slice_update(key_valid, [0, index], ops.ones((batch, 1), "bool"))
-        inputs = self._step_inputs(previous, (lengths + step - 1)[:, None])
+        inputs = self._step_inputs(previous, (lengths + step - 1)[:, None], conditions)
         hidden, caches = self.transformer.call_with_cache(
             inputs, key_valid[:, None], caches, index
         )
         return self._logits(hidden), key_valid, caches
 
-    def _sample(self, token_ids, lengths, uniforms, stop, values, *, rows, greedy,
+    def _sample(self, token_ids, lengths, uniforms, stop, values, conditions, *, rows, greedy,
                 restrictions, maxlen):
         end_id, min_ends, minlen = stop
         width = ops.shape(token_ids)[1]
-        logits, caches, key_valid = self._encode_prefix(token_ids, lengths, maxlen)
+        logits, caches, key_valid = self._encode_prefix(token_ids, lengths, maxlen, conditions)
         if rows > 1:  # the prefix is encoded once per input, then shared by its samples
             logits, key_valid, lengths = (
                 ops.repeat(t, rows, axis=0) for t in (logits, key_valid, lengths)
             )
             caches = [tuple(ops.repeat(c, rows, axis=0) for c in cache) for cache in caches]
+            conditions = {k: ops.repeat(v, rows, axis=0) for k, v in conditions.items()}
         batch = ops.shape(logits)[0]
 
         def choose(logits, step):
@@ -299,7 +312,7 @@ class AutoRegressiveDecoder:
 
         def body(step, tokens, out_lengths, finished, end_counts, key_valid, caches):
             logits, key_valid, caches = self._decode_step(
-                tokens, step, lengths, key_valid, caches, width
+                tokens, step, lengths, key_valid, caches, width, conditions
             )
             tokens, out_lengths, finished, end_counts = record(
                 choose(logits, step), step, tokens, out_lengths, finished, end_counts
@@ -309,13 +322,15 @@ class AutoRegressiveDecoder:
         final = ops.while_loop(cond, body, (1, *state, key_valid, caches), maximum_iterations=maxlen)
         return final[1], final[2]
 
-    def _beam_search(self, token_ids, lengths, stop, temperature, beam, maxlen):
+    def _beam_search(self, token_ids, lengths, stop, temperature, beam, maxlen, conditions):
         end_id, min_ends, minlen = stop
         width = ops.shape(token_ids)[1]
-        logits, caches, key_valid = self._encode_prefix(token_ids, lengths, maxlen)
+        logits, caches, key_valid = self._encode_prefix(token_ids, lengths, maxlen, conditions)
         inputs = ops.shape(logits)[0]
         key_valid, lengths = (ops.repeat(t, beam, axis=0) for t in (key_valid, lengths))
         caches = [tuple(ops.repeat(c, beam, axis=0) for c in cache) for cache in caches]
+        # a beam's rows stay within its input: its conditions never need gathering
+        conditions = {k: ops.repeat(v, beam, axis=0) for k, v in conditions.items()}
         row_offsets = (ops.arange(inputs, dtype="int32") * beam)[:, None]
 
         def log_probabilities(logits):  # bert4keras scores log(p + 1e-12)
@@ -381,7 +396,7 @@ class AutoRegressiveDecoder:
         def body(step, state, key_valid, caches):
             flat_tokens = ops.reshape(state[0], (inputs * beam, maxlen))
             logits, key_valid, caches = self._decode_step(
-                flat_tokens, step, lengths, key_valid, caches, width
+                flat_tokens, step, lengths, key_valid, caches, width, conditions
             )
             log_p = ops.reshape(log_probabilities(logits), (inputs, beam, -1))
             state, rows = select(log_p, step, state)
@@ -395,6 +410,26 @@ class AutoRegressiveDecoder:
         leader = ops.argmax(scores, axis=1)[:, None, None]
         leader_tokens = ops.take_along_axis(tokens, leader, axis=1)[:, 0]
         return ops.where(done[:, None], best, leader_tokens), best_lengths
+
+
+def _check_conditions(conditions, rows):
+    """`conditions` as {name: numpy array with one row per prefix}, or a clear error."""
+    if conditions is None:
+        return {}
+    if not isinstance(conditions, dict):
+        raise TypeError(f"conditions must be a dict of arrays, got {type(conditions).__name__}")
+    checked = {}
+    for name, value in sorted(conditions.items()):
+        if name in ("token_ids", "segment_ids", "position_ids"):
+            raise ValueError(f"conditions cannot replace the decode loop's own {name!r}")
+        value = np.asarray(value)
+        if value.ndim == 0 or len(value) != rows:
+            raise ValueError(f"condition {name!r} must have one row per prefix ({rows}), "
+                             f"got shape {value.shape}")
+        if value.dtype == np.float64:
+            value = value.astype(np.float32)
+        checked[name] = value
+    return checked
 
 
 def _gather_caches(caches, rows):

@@ -45,11 +45,11 @@ def test_cached_logits_equal_a_full_forward_pass(application):
     targets = np.array([[50, 51, 52, 53], [60, 61, 62, 63]], np.int32)
     token_ids, lengths = decoder._pad_prefixes(prefixes, maxlen=4)
     width = token_ids.shape[1]
-    logits, caches, key_valid = decoder._encode_prefix(token_ids, lengths, 4)
+    logits, caches, key_valid = decoder._encode_prefix(token_ids, lengths, 4, {})
     steps = [to_numpy(logits)]
     for step in range(1, 4):
         logits, key_valid, caches = decoder._decode_step(
-            targets, step, lengths, key_valid, caches, width
+            targets, step, lengths, key_valid, caches, width, {}
         )
         steps.append(to_numpy(logits))
     segment = 1 if application == "unilm" else 0
@@ -162,7 +162,7 @@ def test_rows_are_cut_right_after_their_end_token():
 def test_topp_and_topk_restrict_the_candidates():
     decoder = AutoRegressiveDecoder(flat_model(), end_id=3)
     prefix = [[2, 20, 21, 3]]
-    logits, _, _ = decoder._encode_prefix(*decoder._pad_prefixes(prefix, 1), 1)
+    logits, _, _ = decoder._encode_prefix(*decoder._pad_prefixes(prefix, 1), 1, {})
     order = np.argsort(-to_numpy(logits)[0])
     samples = decoder.random_sample(prefix, n=64, maxlen=1, topk=2, seed=0)[0]
     assert {int(row[0]) for row in samples} <= set(order[:2].tolist())
