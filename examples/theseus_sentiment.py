@@ -163,7 +163,7 @@ def main(argv=None):
                       seed=args.seed)
     train(theseus, predecessor, train_rows, args.theseus_epochs, args.batch_size, args.lr,
           args.seed + 1)
-    successor = theseus.successor_classifier()
+    successor = theseus.successor_task()
     if args.successor_epochs:
         print("   the successor alone")
         train(successor.model, successor, train_rows, args.successor_epochs, args.batch_size,

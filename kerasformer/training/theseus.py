@@ -1,13 +1,20 @@
 """BERT-of-Theseus: compressing a fine-tuned classifier by module replacement
 (Xu et al. 2020, https://arxiv.org/abs/2002.02925; Su, https://kexue.fm/archives/7575).
 
-The predecessor — a fine-tuned `TextClassifier` with N blocks — is frozen. Its blocks
+The predecessor — a fine-tuned `TextClassifier`, or a `SimilarityModel` whose sentence
+vectors are to be kept, with N blocks — is frozen. Its blocks
 are cut into M modules of N/M consecutive blocks; the successor has one block per
 module. In each training step, for each module, ONE Bernoulli(p) draw decides whether
 the successor block runs in place of the module (p: the replacement rate). The
 successor thus learns to take over each module in the context of the others. At
-inference (`training=False`) the successor runs alone; `successor_classifier()` is
-it as a stand-alone `TextClassifier`.
+inference (`training=False`) the successor runs alone; `successor_task()` is it as a
+stand-alone task of the predecessor's kind.
+
+For a classifier the output is the (shared, frozen) head's probabilities, trained with
+the labels' cross-entropy. For a similarity model it is the sentence vector of the
+successor's own pooler (a frozen copy of the predecessor's), trained with any loss of
+vectors — RoFormer-Sim's own distillation, the predecessor's vectors as targets
+(`kerasformer.training.losses.similarity_distillation`), or CoSENT on scored pairs.
 
 What follows the official implementation (JetRunner/BERT-of-Theseus):
 
@@ -126,16 +133,20 @@ def _check_rate(rate, name):
 
 
 class Theseus(keras.Model):
-    """A predecessor classifier and its successor in one model for `fit`.
+    """A predecessor and its successor in one model for `fit`.
 
-    Inputs are `[token_ids, segment_ids]` (`TextClassifier.encode_batch`), outputs the
-    head's probabilities; compile with `sparse_categorical_crossentropy`. Logged
-    besides the loss: `replacement_rate`, the mean p of the epoch's steps.
+    Inputs are `[token_ids, segment_ids]` (`TextClassifier.encode_batch`; for a
+    similarity model, token ids of texts encoded alone and zero segments); outputs the
+    head's probabilities (compile with `sparse_categorical_crossentropy`), or, for a
+    similarity model, the pooled sentence vectors (compile with a loss of vectors,
+    e.g. `lambda teacher, vectors: similarity_distillation(vectors, teacher)` with the
+    predecessor's vectors as targets). Logged besides the loss: `replacement_rate`,
+    the mean p of the epoch's steps.
 
     Args:
-        predecessor: the fine-tuned `TextClassifier` (N blocks). Its encoder is frozen
-            in place (`predecessor.encoder.trainable = False`), as bert4keras' script
-            freezes it; set it back to train the predecessor again.
+        predecessor: the fine-tuned `TextClassifier`, or a `SimilarityModel` (N
+            blocks). Its model is frozen in place (`trainable = False`), as
+            bert4keras' script freezes it; set it back to train the predecessor again.
         successor: M, the successor's number of blocks (N divisible by M; the
             successor is the predecessor's architecture and config with M blocks),
             or an encoder `Transformer` of that architecture and config with M
@@ -148,26 +159,29 @@ class Theseus(keras.Model):
         train_embeddings: bool. Train the successor's embeddings (official: frozen;
             with `init=None` and a pre-trained successor, as bert4keras' example,
             its embeddings are not the fine-tuned ones: train them).
-        train_head: bool. Train the classifier head (official: frozen).
+        train_head: bool. Train the classifier head, or the successor's pooler
+            (official: frozen).
         seed: int. Seed of the replacement draws.
         **kwargs: `keras.Model` arguments (`name`).
 
     Attributes:
-        predecessor: the `TextClassifier`.
+        predecessor: the `TextClassifier` or `SimilarityModel`.
         successor: the successor's `Transformer`.
         schedule: the `ReplacementSchedule`.
-        head: the predecessor's `ClassifierHead`, shared.
+        head: the predecessor's `ClassifierHead`, shared; None for a similarity model
+            (the successor's pooler ends the forward pass).
     """
 
     def __init__(self, predecessor, successor, replacement_rate=0.5, init="first",
                  train_embeddings=False, train_head=False, seed=None, **kwargs):
         from kerasformer.models.classifier import TextClassifier
+        from kerasformer.models.similarity import SimilarityModel
 
         kwargs.setdefault("name", "theseus")
         super().__init__(**kwargs)
-        if not isinstance(predecessor, TextClassifier):
-            raise TypeError("the predecessor must be a fine-tuned TextClassifier, got "
-                            f"{type(predecessor).__name__}")
+        if not isinstance(predecessor, (TextClassifier, SimilarityModel)):
+            raise TypeError("the predecessor must be a fine-tuned TextClassifier or a "
+                            f"SimilarityModel, got {type(predecessor).__name__}")
         if init not in INITS:
             raise ValueError(f"init must be one of {INITS}, got {init!r}")
         self.schedule = (replacement_rate if isinstance(replacement_rate, ReplacementSchedule)
@@ -181,13 +195,17 @@ class Theseus(keras.Model):
             stride = 1 if init == "first" else self.blocks_per_module
             _initialise(self.successor, predecessor.transformer, stride)
 
-        predecessor.encoder.trainable = False
-        self.head = predecessor.head
-        self.head.trainable = bool(train_head)
+        predecessor.model.trainable = False
         in_blocks = {name for names in self.successor.block_layers.values() for name in names}
         for name, layer in self.successor.layers.items():
             if name not in in_blocks:  # the embeddings (and weightless mask / position layers)
                 layer.trainable = bool(train_embeddings)
+        self.head = getattr(predecessor, "head", None)
+        if self.head is not None:
+            self.head.trainable = bool(train_head)
+        else:
+            for name in ("Pooler", "Pooler-Dense"):
+                self.successor.layers[self.successor.prefix + name].trainable = bool(train_head)
         # Tracked, so that the trainers see every variable the steps read.
         self.predecessor_encoder = predecessor.encoder
         self.successor_encoder = self.successor.model
@@ -264,6 +282,8 @@ class Theseus(keras.Model):
                                 self._current_rate())
             for index in range(self.num_modules):
                 x = self._module(x, index, context, replaced[index])
+        if self.head is None:
+            return successor.apply_pooler(x)  # (batch, hidden)
         return self.head([x, feed["token_ids"]])
 
     def _module(self, x, index, context, replaced):
@@ -287,20 +307,21 @@ class Theseus(keras.Model):
 
     # ----------------------------------------------------------------- export
 
-    def successor_classifier(self):
-        """The successor with the head, as a stand-alone `TextClassifier` (copies of
-        the weights as they are now): `save_preset`, or fine-tune it further alone
-        (bert4keras' third phase)."""
-        from kerasformer.models.classifier import TextClassifier
+    def successor_task(self):
+        """The successor as a stand-alone task of the predecessor's kind (copies of
+        the weights as they are now): a `TextClassifier` with the head, or a
+        `SimilarityModel` (its MLM head the predecessor's); `save_preset`, or
+        fine-tune it further alone (bert4keras' third phase)."""
         from kerasformer.training.weights import copy_weights, rebuilt
 
         predecessor = self.predecessor
         transformer = rebuilt(self.successor)
         copy_weights(self.successor.model, transformer.model, strict=True)
-        classifier = TextClassifier(transformer, predecessor.tokenizer, predecessor.family,
-                                    predecessor.tokenizer_config, **predecessor.task_options())
-        copy_weights(self.head, classifier.head, strict=True)
-        return classifier
+        task = type(predecessor)(transformer, predecessor.tokenizer, predecessor.family,
+                                 predecessor.tokenizer_config, **predecessor.task_options())
+        if self.head is not None:
+            copy_weights(self.head, task.head, strict=True)
+        return task
 
 
 def _replayed(function, generators):

@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 
 import kerasformer as kf
-from kerasformer.models import RoFormer, TextClassifier
+from kerasformer.models import RoFormer, SimilarityModel, TextClassifier
 from kerasformer.tokenizers import Tokenizer
 from kerasformer.training import ConstantReplacement, LinearReplacement, Theseus
+from kerasformer.training.losses import similarity_distillation
 from tests.conftest import FIXTURES
 
 VOCAB = str(FIXTURES / "models" / "roformer" / "vocab.txt")
@@ -56,7 +57,7 @@ def test_replacing_every_module_is_the_successor_and_none_the_predecessor(batch)
     predecessor = classifier()
     expected_predecessor = keras.ops.convert_to_numpy(predecessor.model(inputs))
     always = Theseus(predecessor, 2, replacement_rate=1.0)
-    successor = always.successor_classifier()
+    successor = always.successor_task()
     expected_successor = keras.ops.convert_to_numpy(successor.model(inputs))
     assert np.abs(expected_successor - expected_predecessor).max() > 1e-4  # they differ
     np.testing.assert_allclose(always(inputs, training=True), expected_successor, atol=1e-6)
@@ -96,7 +97,7 @@ def test_fit_trains_the_successor_blocks_only_and_exports_a_preset(batch, tmp_pa
     assert all(changed)  # both modules were replaced in some step
 
     # The successor with the head: a stand-alone classifier, and a preset.
-    exported = theseus.successor_classifier()
+    exported = theseus.successor_task()
     assert exported.transformer.num_hidden_layers == 2 and exported.labels == ["neg", "pos"]
     expected = keras.ops.convert_to_numpy(theseus(inputs, training=False))
     np.testing.assert_allclose(exported.model(inputs), expected, atol=1e-6)
@@ -109,6 +110,55 @@ def test_fit_trains_the_successor_blocks_only_and_exports_a_preset(batch, tmp_pa
     more = Theseus(classifier(), 2, train_head=True, train_embeddings=True)
     paths = {v.path for v in more.trainable_variables}
     assert {"Embedding-Token/embeddings", "Classifier-Head/dense/kernel"} <= paths
+
+
+def similarity_model(seed=0):
+    keras.utils.set_random_seed(seed)
+    transformer = RoFormer(vocab_size=345, hidden_size=16, num_hidden_layers=4,
+                           num_attention_heads=2, intermediate_size=32, hidden_act="gelu",
+                           application="unilm", with_pool="linear", with_mlm=True)
+    task = SimilarityModel(transformer, Tokenizer(VOCAB, do_lower_case=True),
+                           "roformer-sim", {"vocab": VOCAB, "do_lower_case": True})
+    rng = np.random.default_rng(seed)
+    for weight in task.model.weights:
+        if len(weight.shape) == 2:
+            weight.assign(rng.normal(0, 0.5, weight.shape).astype("float32"))
+    return task
+
+
+def test_compresses_a_similarity_model(tmp_path):
+    """The similarity task's encoder: the output is the pooled vector, p = 1 / 0 give
+    the successor / predecessor alone, distillation onto the predecessor's vectors
+    trains the successor's blocks only, and the successor is a similarity preset."""
+    predecessor = similarity_model()
+    token_ids = predecessor.pad([predecessor.tokenizer.encode(t)[0] for t in TEXTS])
+    inputs = [token_ids, np.zeros_like(token_ids)]
+    teacher = keras.ops.convert_to_numpy(predecessor.encoder(inputs))
+    always = Theseus(predecessor, 2, replacement_rate=1.0)
+    alone = keras.ops.convert_to_numpy(always.successor_task().encoder(inputs))
+    assert np.abs(alone - teacher).max() > 1e-4
+    np.testing.assert_allclose(always(inputs, training=True), alone, atol=1e-5)
+    never = Theseus(predecessor, 2, replacement_rate=0.0)
+    np.testing.assert_allclose(never(inputs, training=True), teacher, atol=1e-5)
+
+    theseus = Theseus(predecessor, 2, replacement_rate=0.5, seed=1)
+    trained = {v.path for v in theseus.trainable_variables}
+    assert trained and all(path.startswith("Transformer-") for path in trained)
+    frozen_before = values(predecessor.model.weights)
+    theseus.compile(optimizer=keras.optimizers.Adam(1e-2),
+                    loss=lambda targets, vectors: similarity_distillation(vectors, targets))
+    theseus.fit(inputs, teacher, batch_size=len(TEXTS), epochs=3, verbose=0)
+    for before, after in zip(frozen_before, values(predecessor.model.weights)):
+        np.testing.assert_array_equal(before, after)
+    successor = theseus.successor_task()
+    assert isinstance(successor, SimilarityModel) and successor.family == "roformer-sim"
+    expected = keras.ops.convert_to_numpy(theseus(inputs, training=False))
+    expected /= np.linalg.norm(expected, axis=1, keepdims=True)
+    loaded = kf.models.load(successor.save_preset(tmp_path / "successor"))
+    assert loaded.transformer.num_hidden_layers == 2
+    np.testing.assert_allclose(loaded.encode(TEXTS), expected, atol=1e-5)
+    more = Theseus(similarity_model(), 2, train_head=True)
+    assert "Pooler-Dense/kernel" in {v.path for v in more.trainable_variables}
 
 
 def test_schedules():
