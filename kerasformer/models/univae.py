@@ -134,7 +134,7 @@ class UniVAEModel(Task):
         """The training inputs and targets of `texts`.
 
         Returns:
-            `([token_ids, segment_ids], targets)`: int32 `(n, 2 · half_length)` —
+            `((token_ids, segment_ids), targets)`: int32 `(n, 2 · half_length)` —
             each text cut to `half_length` tokens, padded, twice; segment 1 on the
             second copy; `targets[i]` the token after position i of the second copy
             (0 where there is none).
@@ -150,7 +150,7 @@ class UniVAEModel(Task):
         segment_ids[:, half:] = 1
         targets = np.zeros_like(token_ids)
         targets[:, half:-1] = token_ids[:, half + 1:]
-        return [token_ids, segment_ids], targets
+        return (token_ids, segment_ids), targets
 
     def batches(self, texts, batch_size=32, seed=0, epochs=None):
         """Shuffled training batches of `texts` (see `encode_batch`), each pass in a new
@@ -165,8 +165,8 @@ class UniVAEModel(Task):
             epoch += 1
 
     def fit(self, texts, epochs=1, batch_size=32, optimizer=None, seed=0, callbacks=None,
-            verbose="auto", validation_texts=None):
-        """Trains the UniVAE on `texts` (full batches, shuffled each epoch).
+            verbose="auto", validation_texts=None, steps_per_epoch=None):
+        """Trains the UniVAE on `texts` (full batches, shuffled at each pass).
 
         The model is compiled once, on the first call: `masked_lm_cross_entropy` and
         the token accuracy of the teacher-forced second copy, jit-compiled.
@@ -180,6 +180,8 @@ class UniVAEModel(Task):
             callbacks: Keras callbacks.
             verbose: Keras' `fit` verbosity.
             validation_texts: optional list of str evaluated after every epoch.
+            steps_per_epoch: int. Batches per Keras epoch (default: one pass over
+                `texts`); passes follow each other across epochs.
 
         Returns:
             Keras' `History`.
@@ -199,8 +201,9 @@ class UniVAEModel(Task):
         if validation_texts:
             validation = tuple(self.encode_batch(validation_texts))
         return self.model.fit(self.batches(texts, batch_size, seed), epochs=epochs,
-                              steps_per_epoch=len(texts) // batch_size, callbacks=callbacks,
-                              verbose=verbose, validation_data=validation)
+                              steps_per_epoch=steps_per_epoch or len(texts) // batch_size,
+                              callbacks=callbacks,
+                              verbose=verbose, validation_data=validation, shuffle=False)
 
     # ---------------------------------------------------------------- latents
 
@@ -256,9 +259,13 @@ class UniVAEModel(Task):
         latents = self.normalize(latents)
         single = latents.ndim == 1
         latents = np.atleast_2d(latents)
+        count = len(latents)
+        # a power-of-two number of rows (repeating the first): few shapes, few compilations
+        rows = 1 << (count - 1).bit_length()
+        latents = np.concatenate([latents, np.repeat(latents[:1], rows - count, axis=0)])
         maxlen = self.half_length - 1 if maxlen is None else maxlen
         start = self.tokenizer.start_id
-        prefixes = [[start, start]] * len(latents)  # [CLS] of each copy
+        prefixes = [[start, start]] * rows  # [CLS] of each copy
         conditions = {"latents": latents}
         if sample:
             samples = self.decoder.random_sample(
@@ -268,7 +275,7 @@ class UniVAEModel(Task):
         else:
             ids = self.decoder.beam_search(prefixes, beam=beam, maxlen=maxlen,
                                            temperature=temperature, conditions=conditions)
-        texts = [self._text(row) for row in ids]
+        texts = [self._text(row) for row in ids[:count]]
         return texts[0] if single else texts
 
     def _text(self, ids):
