@@ -105,6 +105,9 @@ def test_fit_trains_the_successor_blocks_only_and_exports_a_preset(batch, tmp_pa
     assert isinstance(loaded, TextClassifier) and loaded.transformer.num_hidden_layers == 2
     assert loaded.transformer.dropout_rate == 0.1
     np.testing.assert_allclose(loaded.predict_proba(TEXTS), expected, atol=1e-5)
+    exported.model.save(tmp_path / "successor.keras")  # or as one .keras file
+    reloaded = keras.saving.load_model(tmp_path / "successor.keras")
+    np.testing.assert_allclose(reloaded(inputs), expected, atol=1e-6)
 
     # train_head / train_embeddings open the head and the successor's embeddings.
     more = Theseus(classifier(), 2, train_head=True, train_embeddings=True)
