@@ -20,7 +20,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from kerasformer.models.task import Task, pad_rows, to_numpy
+from kerasformer.models.task import Task, model_source, pad_rows, to_numpy
 
 POOLINGS = ("cls", "mean")
 
@@ -173,28 +173,11 @@ class TextClassifier(Task):
         Returns:
             A `TextClassifier` of no family (see the module's docstring).
         """
-        from kerasformer.architectures.base import Transformer
         from kerasformer.architectures.bert import BERT
         from kerasformer.training.weights import copy_weights, rebuilt
 
-        if load_kwargs and (isinstance(source, (Transformer, Task))):
-            raise TypeError(f"{', '.join(load_kwargs)}: arguments of a source to load, not of "
-                            f"a {type(source).__name__}")
-        if isinstance(source, Transformer):
-            transformer = source
-            if tokenizer is None:
-                raise ValueError("a Transformer source needs tokenizer= (and tokenizer_config= "
-                                 "naming its vocab, to save presets)")
-        elif isinstance(source, Task):
-            transformer = source.transformer
-            tokenizer = tokenizer or source.tokenizer
-            tokenizer_config = tokenizer_config or source.tokenizer_config
-        else:
-            from kerasformer.loading import load
-
-            task = load(source, **load_kwargs)
-            transformer, tokenizer = task.transformer, tokenizer or task.tokenizer
-            tokenizer_config = tokenizer_config or task.tokenizer_config
+        transformer, tokenizer, tokenizer_config = model_source(
+            source, tokenizer, tokenizer_config, load_kwargs)
         if not isinstance(transformer, BERT):
             raise ValueError(f"a {transformer.architecture} model is no encoder: use bert, "
                              "roformer, roformer_v2 or gau_alpha")

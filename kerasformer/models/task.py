@@ -109,3 +109,27 @@ def pad_rows(rows):
         token_ids[row, :len(ids)] = ids
         segment_ids[row, :len(segments)] = segments
     return token_ids, segment_ids
+
+
+def model_source(source, tokenizer=None, tokenizer_config=None, load_kwargs=None):
+    """`(transformer, tokenizer, tokenizer_config)` of what a task is made from: a built
+    `Transformer` (with `tokenizer` given), a loaded task, or what
+    `kerasformer.models.load` takes (loaded with `load_kwargs`). A given `tokenizer` /
+    `tokenizer_config` takes precedence over the source's."""
+    from kerasformer.architectures.base import Transformer
+
+    load_kwargs = load_kwargs or {}
+    if load_kwargs and isinstance(source, (Transformer, Task)):
+        raise TypeError(f"{', '.join(load_kwargs)}: arguments of a source to load, not of "
+                        f"a {type(source).__name__}")
+    if isinstance(source, Transformer):
+        if tokenizer is None:
+            raise ValueError("a Transformer source needs tokenizer= (and tokenizer_config= "
+                             "naming its vocab, to save presets)")
+        return source, tokenizer, tokenizer_config
+    if not isinstance(source, Task):
+        from kerasformer.loading import load
+
+        source = load(source, **load_kwargs)
+    return (source.transformer, tokenizer or source.tokenizer,
+            tokenizer_config or source.tokenizer_config)

@@ -21,7 +21,7 @@ import keras
 import numpy as np
 
 from kerasformer.generation import AutoRegressiveDecoder
-from kerasformer.models.task import Task, check_texts, to_numpy
+from kerasformer.models.task import Task, check_texts, model_source, to_numpy
 
 
 class UniVAEModel(Task):
@@ -85,29 +85,12 @@ class UniVAEModel(Task):
             tokenizer, tokenizer_config: for a bare `Transformer` source.
             **load_kwargs: `kerasformer.models.load` arguments for a source to load.
         """
-        from kerasformer.architectures.base import Transformer
         from kerasformer.architectures.roformer import RoFormer
         from kerasformer.architectures.univae import UniVAE
         from kerasformer.training.weights import copy_weights
 
-        if load_kwargs and isinstance(source, (Transformer, Task)):
-            raise TypeError(f"{', '.join(load_kwargs)}: arguments of a source to load, not of "
-                            f"a {type(source).__name__}")
-        if isinstance(source, Transformer):
-            transformer = source
-            if tokenizer is None:
-                raise ValueError("a Transformer source needs tokenizer= (and tokenizer_config= "
-                                 "naming its vocab, to save presets)")
-        elif isinstance(source, Task):
-            transformer = source.transformer
-            tokenizer = tokenizer or source.tokenizer
-            tokenizer_config = tokenizer_config or source.tokenizer_config
-        else:
-            from kerasformer.loading import load
-
-            task = load(source, **load_kwargs)
-            transformer, tokenizer = task.transformer, tokenizer or task.tokenizer
-            tokenizer_config = tokenizer_config or task.tokenizer_config
+        transformer, tokenizer, tokenizer_config = model_source(
+            source, tokenizer, tokenizer_config, load_kwargs)
         if type(transformer) is not RoFormer:
             raise ValueError(f"UniVAE is built on RoFormer, not {transformer.architecture}")
         config = transformer.get_config()
