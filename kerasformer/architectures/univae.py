@@ -20,8 +20,10 @@ Decoding runs the second copy alone on the shared decode loop, from the first co
 [CLS] at position 0 with the latents in place of its vectors (`call_with_cache`).
 
 Names are bojone's (`In-Projection-i`, `Out-Projection-i`, the two mask layers), but for
-`ReParameterization-i`: one sampler per latent block, each its own random stream
-(bojone's single `ReParameterization` holds no weights, so the weights are the same).
+`ReParameterization-i`: one sampler per latent block, so that each block owns the random
+stream it draws from and `remat=True` replays a block's vMF sample in its recomputation
+as it replays its dropout (bojone's single `ReParameterization` holds no weights, so the
+weights are the same).
 Checkpoints are RoFormer's (UniVAE starts from one): the latent projections are not in
 them and keep their initialisation; presets hold every weight.
 """
@@ -127,10 +129,6 @@ class UniVAE(RoFormer):
         if application not in ("unilm", "encoder"):
             raise ValueError(f"UniVAE is a 'unilm' application, got {application!r}")
         super().__init__(application="unilm", **kwargs)
-        if self.remat:
-            # Two draws of one block's vMF sample must agree: replayable only if the
-            # sampler's while loop replays, which keras.remat does not promise.
-            raise ValueError("UniVAE does not support remat")
         for name, value, low in (("num_latent_layers", num_latent_layers, 1),
                                  ("latent_size", latent_size, 2), ("half_length", half_length, 2)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
