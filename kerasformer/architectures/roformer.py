@@ -10,13 +10,22 @@ import re
 
 from kerasformer.architectures import register
 from kerasformer.architectures.bert import BERT, BLOCK_NORM_SIGN, POSITION_TABLE_SIGN
-from kerasformer.layers.rotary import SinusoidalPositionEmbedding
+from kerasformer.layers.rotary import SinusoidalPositionEmbedding, check_rope_scaling
 
 
 @register
 class RoFormer(BERT):
     """RoFormer v1 as bert4keras builds it; arguments as `BERT` (no `max_position`
-    limit applies: rotary positions extend to any length)."""
+    limit applies: rotary positions extend to any length), and:
+
+    Args:
+        rope_scaling: None (the checkpoints' RoPE), or a position scaling for texts
+            longer than the training length, applied to any checkpoint without
+            retraining: `{"type": "linear" | "ntk" | "dynamic_ntk" | "ntk_mixed",
+            "factor": k}` (`dynamic_ntk` also `"original_max_position"`, the
+            training length; see `kerasformer.layers.rotary.rope_inverse_frequencies`).
+        **kwargs: `BERT` arguments.
+    """
 
     architecture = "roformer"
     aliases = ()
@@ -37,6 +46,10 @@ class RoFormer(BERT):
         # JunnYu's RoFormerV2 configs share model_type "roformer".
         return super().recognises_config(config) and not is_roformer_v2_config(config)
 
+    def __init__(self, rope_scaling=None, **kwargs):
+        super().__init__(**kwargs)
+        self.rope_scaling = check_rope_scaling(rope_scaling)
+
     def max_positions(self):
         return None
 
@@ -47,6 +60,7 @@ class RoFormer(BERT):
             SinusoidalPositionEmbedding,
             output_dim=self.attention_key_size,
             merge_mode="zero",
+            scaling=self.rope_scaling,
         )
         return table(token_ids, position_ids=position_ids)  # (batch or 1, seq, key_size)
 

@@ -11,7 +11,90 @@ from keras import ops
 from kerasformer.layers.embeddings import MERGE_MODES, merge_embeddings
 
 
-def sinusoidal_embeddings(position_ids, dim, base=10000.0):
+# Position scalings of RoPE for sequences longer than the training length
+# (https://kexue.fm/archives/9675, /9706; transformers' modeling_rope_utils):
+# "linear" (position interpolation), "ntk" (NTK-aware base), "dynamic_ntk" (the NTK
+# base grown with the current length), "ntk_mixed" (Su's per-frequency schedule).
+ROPE_SCALINGS = ("linear", "ntk", "dynamic_ntk", "ntk_mixed")
+# ntk_mixed's exponent b in `exp(−a·m^b)` (bojone/rerope ntk_patch.py).
+NTK_MIXED_EXPONENT = 0.75
+
+
+def check_rope_scaling(scaling):
+    """A `rope_scaling` option as a plain dict, or a clear error.
+
+    `{"type": one of ROPE_SCALINGS, "factor": k ≥ 1}`, and for "dynamic_ntk" the
+    training length `"original_max_position"`; "ntk_mixed" takes the exponent `"b"`
+    (default 0.75). None means plain RoPE.
+    """
+    if scaling is None:
+        return None
+    if not isinstance(scaling, dict):
+        raise TypeError(f"rope_scaling must be a dict like {{'type': 'ntk', 'factor': 4}}, "
+                        f"got {scaling!r}")
+    allowed = {"type", "factor", "original_max_position", "b"}
+    unknown = sorted(set(scaling) - allowed)
+    if unknown:
+        raise ValueError(f"rope_scaling: unknown key(s) {unknown}; known: {sorted(allowed)}")
+    kind = scaling.get("type")
+    if kind not in ROPE_SCALINGS:
+        raise ValueError(f"rope_scaling type must be one of {ROPE_SCALINGS}, got {kind!r}")
+    factor = scaling.get("factor")
+    if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not factor >= 1:
+        raise ValueError(f"rope_scaling factor must be a number >= 1, got {factor!r}")
+    checked = {"type": kind, "factor": float(factor)}
+    length = scaling.get("original_max_position")
+    if kind == "dynamic_ntk":
+        if isinstance(length, bool) or not isinstance(length, int) or length < 1:
+            raise ValueError("dynamic_ntk needs original_max_position, the training length "
+                             f"(a positive integer), got {length!r}")
+        checked["original_max_position"] = length
+    elif length is not None:
+        raise ValueError(f"original_max_position is an argument of dynamic_ntk, not {kind}")
+    if "b" in scaling:
+        if kind != "ntk_mixed":
+            raise ValueError(f"b is an argument of ntk_mixed, not {kind}")
+        b = scaling["b"]
+        if isinstance(b, bool) or not isinstance(b, (int, float)) or not b > 0:
+            raise ValueError(f"ntk_mixed's b must be a positive number, got {b!r}")
+        checked["b"] = float(b)
+    return checked
+
+
+def rope_inverse_frequencies(dim, base=10000.0, scaling=None, length=None):
+    """RoPE's `θ_i = base^(−2i/dim)`, `i < dim/2`, under a position scaling.
+
+    Args:
+        dim: even int, the head size.
+        base: float.
+        scaling: a `check_rope_scaling` dict, or None.
+        length: the current sequence length (a scalar tensor), for "dynamic_ntk".
+
+    Returns:
+        float32 `(dim/2,)`.
+    """
+    indices = ops.arange(0, dim // 2, dtype="float32")
+    base = ops.cast(base, "float32")
+    if scaling is None:
+        return ops.power(base, -2 * indices / dim)
+    kind, factor = scaling["type"], scaling["factor"]
+    if kind == "linear":  # positions divided by k, i.e. every frequency
+        return ops.power(base, -2 * indices / dim) / factor
+    if kind == "ntk":
+        return ops.power(base * factor ** (dim / (dim - 2)), -2 * indices / dim)
+    if kind == "dynamic_ntk":
+        # unchanged up to the training length, then NTK for k·L/L_train − (k − 1)
+        ratio = ops.cast(length, "float32") / scaling["original_max_position"]
+        grown = ops.maximum(factor * ratio - (factor - 1.0), 1.0)
+        return ops.power(base * ops.power(grown, dim / (dim - 2)), -2 * indices / dim)
+    # ntk_mixed: θ_m = base^(−2(m−1)/d)·exp(−a·m^b), m = 1…d/2, the lowest divided by k
+    b = scaling.get("b", NTK_MIXED_EXPONENT)
+    m = indices + 1.0
+    a = ops.log(ops.cast(factor, "float32")) / (dim / 2) ** b
+    return ops.power(base, -2 * indices / dim) * ops.exp(-a * ops.power(m, b))
+
+
+def sinusoidal_embeddings(position_ids, dim, base=10000.0, scaling=None):
     """Interleaved sinusoid `[sin θ0, cos θ0, sin θ1, cos θ1, ...]` of positions.
 
     `θ_i = p · base^(−2i/dim)` for `i < dim/2`, computed in float32 in the same order
@@ -21,6 +104,8 @@ def sinusoidal_embeddings(position_ids, dim, base=10000.0):
         position_ids: positions of any shape (cast to float32).
         dim: even int, the table width (the head size for RoPE).
         base: float, the wavelength base.
+        scaling: a `check_rope_scaling` dict (RoPE scaling), or None. "dynamic_ntk"
+            takes the current length as the largest position + 1.
 
     Returns:
         float32 tensor of shape `position_ids.shape + (dim,)`.
@@ -28,8 +113,8 @@ def sinusoidal_embeddings(position_ids, dim, base=10000.0):
     if dim % 2:
         raise ValueError(f"sinusoidal embeddings need an even size, got {dim}")
     position_ids = ops.cast(position_ids, "float32")
-    indices = ops.arange(0, dim // 2, dtype="float32")
-    inverse_frequencies = ops.power(ops.cast(base, "float32"), -2 * indices / dim)
+    length = ops.max(position_ids) + 1.0 if scaling is not None else None
+    inverse_frequencies = rope_inverse_frequencies(dim, base, scaling, length)
     angles = ops.einsum("...,d->...d", position_ids, inverse_frequencies)
     table = ops.stack([ops.sin(angles), ops.cos(angles)], axis=-1)
     return ops.reshape(table, tuple(ops.shape(angles)[:-1]) + (dim,))
@@ -75,6 +160,7 @@ class SinusoidalPositionEmbedding(keras.layers.Layer):
         output_dim: even int. Table width.
         merge_mode: one of "add", "mul", "zero", "concat".
         base: float. Wavelength base (10000 in every released checkpoint).
+        scaling: a RoPE position scaling (see `check_rope_scaling`), or None.
         **kwargs: base layer arguments.
 
     Call arguments:
@@ -82,19 +168,20 @@ class SinusoidalPositionEmbedding(keras.layers.Layer):
         position_ids: optional `(batch, seq)` positions; defaults to `0..seq-1`.
     """
 
-    def __init__(self, output_dim, merge_mode="add", base=10000.0, **kwargs):
+    def __init__(self, output_dim, merge_mode="add", base=10000.0, scaling=None, **kwargs):
         super().__init__(**kwargs)
         if merge_mode not in MERGE_MODES:
             raise ValueError(f"merge_mode must be one of {MERGE_MODES}, got {merge_mode!r}")
         self.output_dim = output_dim
         self.merge_mode = merge_mode
         self.base = float(base)
+        self.scaling = check_rope_scaling(scaling)
         self.supports_masking = True
 
     def call(self, inputs, position_ids=None):
         if position_ids is None:
             position_ids = ops.arange(ops.shape(inputs)[1], dtype="float32")[None]
-        table = sinusoidal_embeddings(position_ids, self.output_dim, self.base)
+        table = sinusoidal_embeddings(position_ids, self.output_dim, self.base, self.scaling)
         if self.merge_mode == "zero":
             return table
         return merge_embeddings(
@@ -123,6 +210,7 @@ class SinusoidalPositionEmbedding(keras.layers.Layer):
                 "output_dim": self.output_dim,
                 "merge_mode": self.merge_mode,
                 "base": self.base,
+                "scaling": self.scaling,
             }
         )
         return config

@@ -39,7 +39,45 @@ def build(fixture, application="unilm", **kwargs):
 def test_cached_logits_equal_a_full_forward_pass(application):
     """Every step's next-token logits equal those of the uncached model on the
     whole sequence, for prefixes of different lengths padded into one batch."""
-    transformer = load("roformer", application, with_mlm="linear")
+    assert_cached_equals_full(load("roformer", application, with_mlm="linear"), application)
+
+
+@pytest.mark.parametrize("scaling", [{"type": "linear", "factor": 4}, {"type": "ntk", "factor": 4},
+                                     {"type": "ntk_mixed", "factor": 12}],
+                         ids=lambda scaling: scaling["type"])
+def test_cached_decoding_keeps_a_rope_scaling(scaling):
+    """A RoPE scaling reaches the cached pass as it does the model's: the same logits
+    at every step (and other logits than plain RoPE's)."""
+    transformer = build("roformer", "lm", with_mlm="linear", rope_scaling=scaling)
+    assert_cached_equals_full(transformer, "lm")
+    ids = np.array([[2, 40, 41, 42, 43, 3, 50, 51]])
+    plain = load("roformer", "lm", with_mlm="linear").model([ids, np.zeros_like(ids)])[1]
+    scaled = transformer.model([ids, np.zeros_like(ids)])[1]
+    assert np.abs(to_numpy(plain) - to_numpy(scaled)).max() > 1e-3
+
+
+def test_dynamic_ntk_decodes_without_recompiling():
+    """Dynamic NTK's base follows the current length inside the compiled loop: prompts
+    of other lengths (within a shape bucket) reuse its one compilation; a sequence
+    within the training length is plain RoPE's, a longer one is not."""
+    scaling = {"type": "dynamic_ntk", "factor": 2, "original_max_position": 4}
+    transformer = build("roformer", "lm", with_mlm="linear", rope_scaling=scaling)
+    decoder = AutoRegressiveDecoder(transformer, end_id=3)
+    decoder.greedy([[2, 40, 41]], maxlen=6)
+    decoder.greedy([[2, 40, 41, 42, 43, 44, 45]], maxlen=6)
+    assert len([key for key in transformer.compiled_functions if key[0] == "decode"]) == 1
+    ids = np.array([[2, 40, 41, 42, 43, 3, 50, 51]])
+    plain = load("roformer", "lm", with_mlm="linear").model([ids, np.zeros_like(ids)])[1]
+    scaled = transformer.model([ids, np.zeros_like(ids)])[1]
+    assert np.abs(to_numpy(plain) - to_numpy(scaled)).max() > 1e-3
+    short = ids[:, :4]  # within the training length: plain RoPE
+    np.testing.assert_allclose(
+        to_numpy(transformer.model([short, np.zeros_like(short)])[1]),
+        to_numpy(load("roformer", "lm", with_mlm="linear").model([short, np.zeros_like(short)])[1]),
+        atol=1e-5)
+
+
+def assert_cached_equals_full(transformer, application):
     decoder = AutoRegressiveDecoder(transformer, end_id=3)
     prefixes = [[2, 40, 41, 42, 43, 3], [2, 77, 3]]
     targets = np.array([[50, 51, 52, 53], [60, 61, 62, 63]], np.int32)

@@ -6,6 +6,7 @@ from kerasformer.layers import (
     apply_rotary_position_embeddings,
     sinusoidal_embeddings,
 )
+from kerasformer.layers.rotary import check_rope_scaling, rope_inverse_frequencies
 from tests.helpers import run_layer_test, to_numpy
 
 
@@ -56,3 +57,90 @@ def test_layer_modes(tmp_path):
 def test_odd_size_is_rejected():
     with pytest.raises(ValueError, match="even"):
         sinusoidal_embeddings(np.arange(3), 7)
+
+
+# ------------------------------------------------------------------ RoPE scaling
+# numpy, from the published formulas (training.md §3.8; kexue.fm/archives/9675, /9706)
+
+def numpy_inverse_frequencies(dim, base, scaling=None, length=None):
+    i = np.arange(dim // 2, dtype=np.float64)
+    plain = base ** (-2 * i / dim)
+    if scaling is None:
+        return plain
+    kind, k = scaling["type"], scaling["factor"]
+    if kind == "linear":
+        return plain / k
+    if kind == "ntk":
+        return (base * k ** (dim / (dim - 2))) ** (-2 * i / dim)
+    if kind == "dynamic_ntk":
+        trained = scaling["original_max_position"]
+        if length <= trained:
+            return plain
+        grown = k * length / trained - (k - 1)
+        return (base * grown ** (dim / (dim - 2))) ** (-2 * i / dim)
+    b = scaling.get("b", 0.75)
+    m = i + 1
+    a = np.log(k) / (dim / 2) ** b
+    return base ** (-2 * (m - 1) / dim) * np.exp(-a * m ** b)
+
+
+SCALINGS = [
+    {"type": "linear", "factor": 4},
+    {"type": "ntk", "factor": 4},
+    {"type": "dynamic_ntk", "factor": 2, "original_max_position": 16},
+    {"type": "ntk_mixed", "factor": 12},
+    {"type": "ntk_mixed", "factor": 8, "b": 0.5},
+]
+
+
+@pytest.mark.parametrize("scaling", SCALINGS, ids=lambda s: s["type"] + str(s.get("b", "")))
+@pytest.mark.parametrize("length", [10, 64])
+def test_scaled_tables_follow_the_formulas(scaling, length):
+    dim = 16
+    positions = np.arange(length)[None]
+    table = to_numpy(sinusoidal_embeddings(positions, dim, 10000.0, check_rope_scaling(scaling)))
+    angles = positions[..., None] * numpy_inverse_frequencies(dim, 10000.0, scaling, length)
+    expected = np.stack([np.sin(angles), np.cos(angles)], -1).reshape(1, length, dim)
+    np.testing.assert_allclose(table, expected, atol=2e-5)
+
+
+def test_ntk_mixed_divides_the_lowest_frequency_by_the_factor():
+    theta = to_numpy(rope_inverse_frequencies(64, 10000.0, check_rope_scaling(
+        {"type": "ntk_mixed", "factor": 12})))
+    plain = to_numpy(rope_inverse_frequencies(64, 10000.0))
+    np.testing.assert_allclose(theta[-1] * 12, plain[-1], rtol=1e-5)
+    assert theta[0] < plain[0] and np.all(np.diff(plain / theta) > 0)
+
+
+@pytest.mark.parametrize("kind", ["linear", "ntk", "dynamic_ntk", "ntk_mixed"])
+def test_factor_one_is_plain_rope(kind):
+    scaling = {"type": kind, "factor": 1}
+    if kind == "dynamic_ntk":
+        # within the training length: past it, dynamic NTK grows the base as L/L_train
+        # even at factor 1 (transformers' formula; the factor sets how fast)
+        scaling["original_max_position"] = 40
+    positions = np.arange(40)[None]
+    np.testing.assert_allclose(
+        to_numpy(sinusoidal_embeddings(positions, 16, 10000.0, check_rope_scaling(scaling))),
+        to_numpy(sinusoidal_embeddings(positions, 16)), atol=1e-6)
+
+
+def test_dynamic_ntk_is_plain_up_to_the_training_length():
+    scaling = check_rope_scaling({"type": "dynamic_ntk", "factor": 4, "original_max_position": 32})
+    positions = np.arange(32)[None]
+    np.testing.assert_array_equal(to_numpy(sinusoidal_embeddings(positions, 16, 10000.0, scaling)),
+                                  to_numpy(sinusoidal_embeddings(positions, 16)))
+
+
+@pytest.mark.parametrize("scaling, message", [
+    ("ntk", "must be a dict"),
+    ({"type": "yarn", "factor": 2}, "type must be one of"),
+    ({"type": "ntk", "factor": 0.5}, "factor must be a number >= 1"),
+    ({"type": "ntk", "factor": 2, "window": 3}, "unknown key"),
+    ({"type": "dynamic_ntk", "factor": 2}, "needs original_max_position"),
+    ({"type": "ntk", "factor": 2, "original_max_position": 8}, "argument of dynamic_ntk"),
+    ({"type": "linear", "factor": 2, "b": 0.5}, "argument of ntk_mixed"),
+])
+def test_bad_scalings(scaling, message):
+    with pytest.raises((TypeError, ValueError), match=message):
+        check_rope_scaling(scaling)
