@@ -21,7 +21,8 @@ original release directory named as the release zip), else from what a Hugging F
 config says. The command line calls these functions; it does not re-implement them.
 
 A cached conversion is the family's conversion as it stands, without the per-call
-options (`dtype`, `text_maxlen`), which apply when it is loaded. A cache entry that
+options (`presets.LoadOptions`: `dtype`, `text_maxlen`, `rope_scaling`), which apply
+when it is loaded. A cache entry that
 does not load is reported once (a warning naming it), removed and converted again.
 """
 import dataclasses
@@ -47,7 +48,7 @@ MIRROR_EXAMPLE = "https://hf-mirror.com"
 
 
 def load(source, family=None, revision=None, dtype=None, token=None, text_maxlen=None,
-         ignore_invalid_weights=False):
+         ignore_invalid_weights=False, rope_scaling=None):
     """Loads a checkpoint by name, Hub handle or directory, as a ready task.
 
     Args:
@@ -63,6 +64,9 @@ def load(source, family=None, revision=None, dtype=None, token=None, text_maxlen
         text_maxlen: for similarity models, tokens kept of each input text.
         ignore_invalid_weights: load what matches and warn about weights that stay
             random instead of raising; such a model is never cached.
+        rope_scaling: for rotary architectures, a RoPE position scaling to run past
+            the training length, e.g. `{"type": "ntk", "factor": 4}` (see
+            `kerasformer.models.RoFormer`).
 
     Returns:
         A `SimilarityModel` or a `MaskedLanguageModel`.
@@ -72,27 +76,29 @@ def load(source, family=None, revision=None, dtype=None, token=None, text_maxlen
             mirror HF_ENDPOINT names, did not answer within seconds and the cache lacks
             what is needed; its message says what was tried and the ways out.
     """
+    from kerasformer.layers.rotary import check_rope_scaling
+
+    options = presets.LoadOptions(dtype, text_maxlen, check_rope_scaling(rope_scaling))
     if isinstance(source, os.PathLike) or (isinstance(source, str) and os.path.isdir(source)):
-        return load_directory(pathlib.Path(source), family, dtype, text_maxlen,
-                              ignore_invalid_weights)
+        return load_directory(pathlib.Path(source), family, options, ignore_invalid_weights)
     if not isinstance(source, str):
         raise TypeError(f"expected a name, hf:// handle or directory, got {source!r}")
     bundled = manifests.find_manifest(source)
     if bundled is not None and manifests.is_bundled(bundled):
-        return load_bundled(bundled, family, revision, dtype, text_maxlen)
+        return load_bundled(bundled, family, revision, options)
     repo_id, handle_revision, manifest = resolve(source)
     if family is None and manifest is not None:
         family = manifest["family"]
     family = families.get(family).name if family is not None else None
     revision = revision or handle_revision or (manifest and manifest["hub"]["revision"]) or "main"
     try:
-        return _load_hub(repo_id, revision, manifest, family, dtype, token, text_maxlen,
+        return _load_hub(repo_id, revision, manifest, family, options, token,
                          ignore_invalid_weights)
     except download.HubUnreachableError as error:
         raise error.with_advice(ways_out(source, manifest, family)) from None
 
 
-def load_bundled(manifest, family=None, revision=None, dtype=None, text_maxlen=None):
+def load_bundled(manifest, family=None, revision=None, options=None):
     """The task of a preset shipped inside the package: no network, no cache."""
     name = manifest["name"]
     if revision is not None:
@@ -104,16 +110,15 @@ def load_bundled(manifest, family=None, revision=None, dtype=None, text_maxlen=N
     if not directory.is_dir():
         raise FileNotFoundError(f"{name}: its preset {directory} is missing from this "
                                 "installation of kerasformer (reinstall it)")
-    return presets.load(directory, dtype, text_maxlen)
+    return presets.load(directory, options)
 
 
-def _load_hub(repo_id, revision, manifest, family, dtype, token, text_maxlen,
-              ignore_invalid_weights=False):
+def _load_hub(repo_id, revision, manifest, family, options, token, ignore_invalid_weights=False):
     commit, reached = download.resolve(repo_id, revision, token)
     if family is None and not ignore_invalid_weights:
         family = _cached_family(repo_id, commit)
     if family is not None and not ignore_invalid_weights:
-        task = _load_cached(converted_directory(repo_id, commit, family), dtype, text_maxlen)
+        task = _load_cached(converted_directory(repo_id, commit, family), options)
         if task is not None:
             return task
     files, declared = hub_files(repo_id, commit, manifest, token, reached)
@@ -124,15 +129,15 @@ def _load_hub(repo_id, revision, manifest, family, dtype, token, text_maxlen,
     if family is None:
         family = _family_from_config(config, repo_id)
         if not ignore_invalid_weights:
-            task = _load_cached(converted_directory(repo_id, commit, family), dtype, text_maxlen)
+            task = _load_cached(converted_directory(repo_id, commit, family), options)
             if task is not None:
                 return task
     source_record = {"repo_id": repo_id, "revision": commit,
                      "files": {path: download.digest(p) for path, p in local.items()}}
 
-    def build(dtype=None, text_maxlen=None):
-        return build_task(family, config, roles["weights"], roles["vocab"], manifest, dtype,
-                          text_maxlen, progress=f"converting {repo_id}",
+    def build(options):
+        return build_task(family, config, roles["weights"], roles["vocab"], manifest, options,
+                          progress=f"converting {repo_id}",
                           ignore_invalid_weights=ignore_invalid_weights)
 
     def convert(target):
@@ -140,9 +145,9 @@ def _load_hub(repo_id, revision, manifest, family, dtype, token, text_maxlen,
                             source_record, progress=f"converting {repo_id}")
 
     if ignore_invalid_weights:  # some weights may be random: nothing to cache
-        return build(dtype, text_maxlen)
+        return build(options)
     return _convert_and_cache(convert, build, converted_directory(repo_id, commit, family),
-                              dtype, text_maxlen)
+                              options)
 
 
 def resolve(handle, bare_repo_ids=False):
@@ -258,7 +263,7 @@ def _complete(available):
 # ------------------------------------------------------------------- building
 
 
-def task_recipe(family, config, vocab, manifest=None, dtype=None, text_maxlen=None,
+def task_recipe(family, config, vocab, manifest=None, options=None,
                 ignore_invalid_weights=False):
     """`(Transformer, task config)` of a family from a config dict and a tokenizer
     file: the model unbuilt, the task's `get_config()` to make around it.
@@ -266,37 +271,39 @@ def task_recipe(family, config, vocab, manifest=None, dtype=None, text_maxlen=No
     The family's recipe (architecture, heads, task, task options, tokenizer) comes
     from `kerasformer.families`, refined by `manifest` when the checkpoint has one.
     """
+    from kerasformer import architectures
     from kerasformer.models.builder import make_transformer
     from kerasformer.tokenizers.recipes import resolve_pre_tokenize
 
     family = families.get(family)
     if manifest is not None and families.get(manifest["family"], buildable=False) is not family:
         manifest = None  # a manifest of another family says nothing about this one
+    options = options or presets.LoadOptions()
     tokenizer = dict(family.tokenizer)
-    options = dict(family.task_options)
+    task_options = dict(family.task_options)
     if manifest is not None:
         config = {**manifest["config"]["defaults"], **config, **manifest["config"]["overrides"]}
         tokenizer.update({k: v for k, v in manifest["tokenizer"].items() if k != "vocab"})
-        options.update(manifest["task_options"])
-    if text_maxlen is not None and family.task == "similarity":
-        options["text_maxlen"] = text_maxlen
+        task_options.update(manifest["task_options"])
     tokenizer["vocab"] = str(vocab)
     tokenizer["pre_tokenize"] = resolve_pre_tokenize(tokenizer)  # "auto" decided once
-    transformer = make_transformer(family.architecture, config, dtype=dtype,
-                                   ignore_invalid_weights=ignore_invalid_weights, **family.build)
+    transformer = make_transformer(
+        family.architecture, config, ignore_invalid_weights=ignore_invalid_weights,
+        **options.transformer_arguments(architectures.get(family.architecture)),
+        **family.build)
     task_config = {"task": family.task, "family": family.name, "tokenizer": tokenizer,
-                   "options": options}
+                   "options": options.task_options(family.task, task_options)}
     return transformer, task_config
 
 
-def build_task(family, config, checkpoint, vocab, manifest=None, dtype=None, text_maxlen=None,
-               progress=None, ignore_invalid_weights=False):
+def build_task(family, config, checkpoint, vocab, manifest=None, options=None, progress=None,
+               ignore_invalid_weights=False):
     """Builds a family's task from a config dict, a checkpoint and a tokenizer file
     (see `task_recipe`). `progress`, if given, labels a progress bar over the weights.
     """
     from kerasformer.models import TASK_CLASSES
 
-    transformer, task_config = task_recipe(family, config, vocab, manifest, dtype, text_maxlen,
+    transformer, task_config = task_recipe(family, config, vocab, manifest, options,
                                            ignore_invalid_weights)
     transformer.load_weights_from_checkpoint(checkpoint, progress=progress)
     return TASK_CLASSES[task_config["task"]].from_config(task_config, transformer)
@@ -311,7 +318,7 @@ def convert_task(target, family, config, checkpoint, vocab, manifest=None, sourc
                            progress=progress)
 
 
-def load_directory(path, family=None, dtype=None, text_maxlen=None, ignore_invalid_weights=False):
+def load_directory(path, family=None, options=None, ignore_invalid_weights=False):
     """The task in a local directory: a preset, an original release or an HF layout.
 
     A release or HF layout is converted once: the conversion is cached as a preset
@@ -320,7 +327,7 @@ def load_directory(path, family=None, dtype=None, text_maxlen=None, ignore_inval
     if not path.is_dir():
         raise FileNotFoundError(f"no checkpoint directory at {str(path)!r}")
     if presets.is_preset(path):
-        return presets.load(path, dtype, text_maxlen)
+        return presets.load(path, options)
     if (path / "bert_config.json").is_file():  # an original release
         missing = [f for f in ORIGINAL_LAYOUT if not (path / f).is_file()]
         if missing:
@@ -360,15 +367,15 @@ def load_directory(path, family=None, dtype=None, text_maxlen=None, ignore_inval
         def config():
             return hf_config
 
-    def build(dtype=None, text_maxlen=None):
-        return build_task(family.name, config(), checkpoint, vocab, manifest, dtype,
-                          text_maxlen, ignore_invalid_weights=ignore_invalid_weights)
+    def build(options):
+        return build_task(family.name, config(), checkpoint, vocab, manifest, options,
+                          ignore_invalid_weights=ignore_invalid_weights)
 
     if ignore_invalid_weights:  # some weights may be random: nothing to cache
-        return build(dtype, text_maxlen)
+        return build(options)
     target = directory_cache(path, family.name)
     identity = directory_identity(path, family, read, manifest)
-    task = _load_cached(target, dtype, text_maxlen, identity)
+    task = _load_cached(target, options, identity)
     if task is not None:
         return task
 
@@ -376,7 +383,7 @@ def load_directory(path, family=None, dtype=None, text_maxlen=None, ignore_inval
         return convert_task(target, family.name, config(), checkpoint, vocab, manifest, identity)
 
     _remove_orphans(target.parent)
-    return _convert_and_cache(convert, build, target, dtype, text_maxlen)
+    return _convert_and_cache(convert, build, target, options)
 
 
 def _family_needed(path, checkpoint):
@@ -493,7 +500,7 @@ def _remove_orphans(parent):
             presets.discard(entry)
 
 
-def _load_cached(directory, dtype=None, text_maxlen=None, identity=None):
+def _load_cached(directory, options=None, identity=None):
     """The task of a cached conversion, or None when there is none, it is stale (its
     `source` differs from `identity`, when given) or it is damaged (then reported
     once and removed)."""
@@ -511,11 +518,11 @@ def _load_cached(directory, dtype=None, text_maxlen=None, identity=None):
     except Exception as error:
         return _damaged(directory, error)
     try:
-        return presets.from_config(directory, config, dtype, text_maxlen)
+        return presets.from_config(directory, config, options)
     except MemoryError:
         raise
     except Exception as error:
-        if dtype is not None or text_maxlen is not None:
+        if options:
             try:
                 presets.from_config(directory, config)
             except Exception:
@@ -531,17 +538,17 @@ def _damaged(directory, error):
     return None
 
 
-def _convert_and_cache(convert, build, target, dtype, text_maxlen):
+def _convert_and_cache(convert, build, target, options):
     """Converts into the cache (`convert(target)`, streamed: the model is not built
-    for it) and loads the task from there with the per-call options. Where two
+    for it) and loads the task from there with the per-call `LoadOptions`. Where two
     processes convert at once, the first preset renamed into place stays and the
     other reads it; where the cache cannot be written, it is reported and the task is
-    built in memory (`build(dtype, text_maxlen)`)."""
+    built in memory (`build(options)`)."""
     try:
         convert(target)
     except OSError as error:
         if not (isinstance(error, FileExistsError) and presets.is_preset(target)):
             warnings.warn(f"conversion not cached at {target}: {error}", stacklevel=3)
-            return build(dtype, text_maxlen)
-    task = _load_cached(target, dtype, text_maxlen)
-    return task if task is not None else build(dtype, text_maxlen)
+            return build(options)
+    task = _load_cached(target, options)
+    return task if task is not None else build(options)

@@ -14,6 +14,7 @@ same parent. The weights' sha256 is recorded and checked before loading, and no 
 preset names may lie outside it — symlinks included, at load and again when a task
 loaded from a preset is saved.
 """
+import dataclasses
 import hashlib
 import json
 import os
@@ -468,22 +469,64 @@ def _record_digest(path, value):
         pass
 
 
-def load(directory, dtype=None, text_maxlen=None):
-    """The task saved in a preset directory."""
+@dataclasses.dataclass(frozen=True)
+class LoadOptions:
+    """What a caller asks of a loaded task that no preset or checkpoint fixes: applied
+    each time it is loaded, never part of a cached conversion.
+
+    Attributes:
+        dtype: Keras dtype policy, e.g. "mixed_bfloat16".
+        text_maxlen: tokens kept of each input text (similarity and classification
+            tasks).
+        rope_scaling: a RoPE position scaling of rotary architectures (see
+            `kerasformer.layers.rotary.check_rope_scaling`).
+    """
+
+    dtype: object = None
+    text_maxlen: int = None
+    rope_scaling: dict = None
+
+    TEXT_MAXLEN_TASKS = ("similarity", "classification")
+
+    def __bool__(self):
+        return any(value is not None for value in dataclasses.astuple(self))
+
+    def transformer_arguments(self, architecture):
+        """Constructor arguments of `architecture` (a `Transformer` class) these
+        options set."""
+        arguments = {}
+        if self.dtype is not None:
+            arguments["dtype"] = self.dtype
+        if self.rope_scaling is not None:
+            if "rope_scaling" not in architecture.argument_names():
+                raise ValueError(f"rope_scaling applies to rotary architectures (roformer, "
+                                 f"roformer_v2, gau_alpha, univae), not {architecture.architecture}")
+            arguments["rope_scaling"] = self.rope_scaling
+        return arguments
+
+    def task_options(self, task, options):
+        """A task's options (`Task.task_options`) with these applied."""
+        if self.text_maxlen is not None and task in self.TEXT_MAXLEN_TASKS:
+            return {**options, "text_maxlen": self.text_maxlen}
+        return dict(options)
+
+
+def load(directory, options=None):
+    """The task saved in a preset directory (with `LoadOptions`, if given)."""
     directory = pathlib.Path(directory)
-    return from_config(directory, read_config(directory), dtype, text_maxlen)
+    return from_config(directory, read_config(directory), options)
 
 
-def from_config(directory, config, dtype=None, text_maxlen=None):
+def from_config(directory, config, options=None):
     """The task of a preset whose config `read_config` returned."""
     from kerasformer import architectures
     from kerasformer.models import TASK_CLASSES
 
+    options = options or LoadOptions()
     directory = pathlib.Path(directory)
     transformer_config = dict(config["transformer"])
-    if dtype is not None:
-        transformer_config["dtype"] = dtype
     architecture = architectures.get(transformer_config["architecture"])
+    transformer_config.update(options.transformer_arguments(architecture))
     transformer = architecture.from_config(transformer_config)
     transformer.build(weights_follow=True)
     task_config = dict(config["task"])
@@ -492,8 +535,7 @@ def from_config(directory, config, dtype=None, text_maxlen=None):
     task_class = TASK_CLASSES.get(task_config.get("task"))
     if task_class is None:
         raise ValueError(f"{directory}: unknown task {task_config.get('task')!r}")
-    if text_maxlen is not None and task_class.task in ("similarity", "classification"):
-        task_config["options"] = {**task_config.get("options", {}), "text_maxlen": text_maxlen}
+    task_config["options"] = options.task_options(task_class.task, task_config.get("options", {}))
     task = task_class.from_config(task_config, transformer)
     # The task's model is what `save` wrote: the transformer's own, or a model around
     # it with the task's layers (a classifier's head).

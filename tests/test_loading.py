@@ -182,3 +182,25 @@ def test_preset_weights_are_hashed_once_per_version_of_the_file(tmp_path, monkey
     weights.write_bytes(bytes(data))
     with pytest.raises(ValueError, match="does not match its recorded sha256"):
         kf.models.load(preset)
+
+
+def test_rope_scaling_applies_when_loaded_and_never_to_the_cache(tmp_path):
+    """`rope_scaling` reaches a rotary model loaded from a release directory (through
+    its cached conversion, which stays plain) and from a preset; a model without RoPE
+    refuses it by name."""
+    scaling = {"type": "ntk", "factor": 4}
+    text = "天气很好，我们去公园玩" * 4
+    plain = kf.models.load(MODELS / "roformer", family="roformer-sim")
+    scaled = kf.models.load(MODELS / "roformer", family="roformer-sim", rope_scaling=scaling)
+    assert scaled.transformer.rope_scaling == {"type": "ntk", "factor": 4.0}
+    assert plain.transformer.rope_scaling is None
+    assert np.abs(scaled.encode(text) - plain.encode(text)).max() > 1e-3
+    np.testing.assert_allclose(kf.models.load(MODELS / "roformer", family="roformer-sim")
+                               .encode(text), plain.encode(text), atol=1e-6)
+    preset = plain.save_preset(tmp_path / "preset")
+    np.testing.assert_allclose(kf.models.load(preset, rope_scaling=scaling).encode(text),
+                               scaled.encode(text), atol=1e-6)
+    with pytest.raises(ValueError, match="rope_scaling applies to rotary architectures"):
+        kf.models.load(MODELS / "bert", family="bert", rope_scaling=scaling)
+    with pytest.raises(ValueError, match="rope_scaling type"):
+        kf.models.load(preset, rope_scaling={"type": "yarn", "factor": 2})
