@@ -223,6 +223,13 @@ class BERT(Transformer):
         custom_position_ids: bool. Add an `Input-Position` input of position ids.
         shared_segment_embeddings: bool. Embed segment ids with the token table.
         layer_norm_epsilon: float. Epsilon of the embedding and block norms.
+        attention_normalization: "softmax", or "softmax_plus" (bert4keras' entropy-
+            invariant softmax, `softmax(a·ln n/ln 512)`, https://kexue.fm/archives/8823).
+        log_scale_length: int or None. Scale each query's logits by
+            `max(1, ln n / ln L)` past this training length L (n its visible keys):
+            log-n scaling for texts longer than the model was trained on.
+        key_norm: None, "key" (KeyNorm: unit keys, no 1/√d) or "cosine" (CosA), for
+            models trained with it (https://kexue.fm/archives/9859).
         **kwargs: `Transformer` arguments.
     """
 
@@ -246,6 +253,9 @@ class BERT(Transformer):
         custom_position_ids=False,
         shared_segment_embeddings=False,
         layer_norm_epsilon=1e-12,
+        attention_normalization="softmax",
+        log_scale_length=None,
+        key_norm=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -258,6 +268,9 @@ class BERT(Transformer):
         self.custom_position_ids = custom_position_ids
         self.shared_segment_embeddings = shared_segment_embeddings
         self.layer_norm_epsilon = layer_norm_epsilon
+        self.attention_normalization = attention_normalization
+        self.log_scale_length = log_scale_length
+        self.key_norm = key_norm
         if self.application == "unilm" and not segment_vocab_size:
             raise ValueError(
                 "application='unilm' separates source and target by segment ids, "
@@ -348,6 +361,9 @@ class BERT(Transformer):
             key_size=self.attention_key_size,
             use_bias=self.use_bias,
             attention_dropout=self.attention_dropout_rate,
+            normalization=self.attention_normalization,
+            log_scale_length=self.log_scale_length,
+            key_norm=self.key_norm,
             kernel_initializer=self.initializer,
         )
 

@@ -7,13 +7,17 @@ from keras import ops
 from kerasformer.layers.rotary import apply_rotary_position_embeddings
 
 NORMALIZATIONS = ("softmax", "softmax_plus", "squared_relu")
+# Key normalisations (https://kexue.fm/archives/9859): "key", L2-normalised keys and no
+# 1/√d; "cosine" (CosA), cosine logits times λ = 4·ln(n), n the visible keys.
+KEY_NORMS = (None, "key", "cosine")
 
 # Masked logits are set to this instead of -inf: a row with every key masked then
 # becomes uniform rather than NaN, and exp() of it is exactly 0 next to any real logit.
 MASKED_LOGIT = -1e9
 
 
-def attention_normalize(logits, mask=None, method="softmax", length_floor=1, bias=None):
+def attention_normalize(logits, mask=None, method="softmax", length_floor=1, bias=None,
+                        log_scale_length=None):
     """Turns attention logits into weights, in float32.
 
     Args:
@@ -27,6 +31,10 @@ def attention_normalize(logits, mask=None, method="softmax", length_floor=1, bia
             with 1; bert4keras 0.11.5 uses 16.
         bias: float, broadcastable to `logits`; added to the logits (an additive
             attention bias such as UniVAE's `-(1 - mask) * 1e12`).
+        log_scale_length: int or None. log-n scaling past a training length L: each
+            query's logits times `max(1, ln n / ln L)`, n its visible keys (in causal
+            attention, its position + 1) — the identity up to L, then the
+            entropy-invariant growth of https://kexue.fm/archives/8823.
 
     Returns:
         float32 weights with the shape of `logits`.
@@ -38,14 +46,14 @@ def attention_normalize(logits, mask=None, method="softmax", length_floor=1, bia
         logits = logits + ops.cast(bias, "float32")
     if mask is not None:
         mask = ops.broadcast_to(mask, ops.shape(logits))
+    if log_scale_length is not None:
+        scale = ops.log(ops.maximum(visible_keys(logits, mask), 1.0)) / math.log(log_scale_length)
+        logits = logits * ops.maximum(scale, 1.0)
     if method == "softmax":
         if mask is not None:
             logits = ops.where(mask, logits, MASKED_LOGIT)
         return _softmax(logits)
-    if mask is None:
-        visible = ops.cast(ops.shape(logits)[-1], "float32")
-    else:
-        visible = ops.sum(ops.cast(mask, "float32"), axis=-1, keepdims=True)
+    visible = visible_keys(logits, mask)
     if method == "squared_relu":
         weights = ops.square(ops.relu(logits)) / ops.maximum(visible, 1.0)
         return weights if mask is None else ops.where(mask, weights, 0.0)
@@ -58,12 +66,25 @@ def attention_normalize(logits, mask=None, method="softmax", length_floor=1, bia
     return _softmax(logits)
 
 
+def visible_keys(logits, mask):
+    """float32 count of the keys each query sees, broadcastable to `logits`."""
+    if mask is None:
+        return ops.cast(ops.shape(logits)[-1], "float32")
+    return ops.sum(ops.cast(mask, "float32"), axis=-1, keepdims=True)
+
+
 def _softmax(logits):
     # One key (the first step of an eager decode) gets weight 1, masked or not, as
     # with bert4keras' finite mask value; Keras would warn about a softmax over one.
     if logits.shape[-1] == 1:
         return ops.ones_like(logits)
     return ops.softmax(logits, axis=-1)
+
+
+def _unit(x):
+    """`x / ‖x‖` over the last axis, in float32 (then `x`'s dtype)."""
+    norm = ops.sqrt(ops.sum(ops.square(ops.cast(x, "float32")), axis=-1, keepdims=True))
+    return ops.cast(ops.cast(x, "float32") / ops.maximum(norm, 1e-12), x.dtype)
 
 
 def update_cache(cache, index, key, value, axis=1):
@@ -107,6 +128,11 @@ class MultiHeadAttention(keras.layers.Layer):
         attention_scale: bool. Divide logits by `sqrt(key_size)`.
         attention_dropout: float. Dropout rate on the attention weights.
         length_floor: int. `softmax_plus` floor on the visible-key count.
+        log_scale_length: int or None. log-n scaling of the logits past this
+            (training) length (see `attention_normalize`).
+        key_norm: None, "key" (L2-normalised keys, no 1/√d: KeyNorm) or "cosine"
+            (normalised queries and keys, logits times `4·ln n`: CosA). Keys are
+            normalised before they are cached.
         kernel_initializer: initializer of the projections.
         **kwargs: base layer arguments.
 
@@ -140,6 +166,8 @@ class MultiHeadAttention(keras.layers.Layer):
         attention_scale=True,
         attention_dropout=0.0,
         length_floor=1,
+        log_scale_length=None,
+        key_norm=None,
         kernel_initializer="glorot_uniform",
         **kwargs,
     ):
@@ -148,6 +176,11 @@ class MultiHeadAttention(keras.layers.Layer):
             raise ValueError(
                 f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}"
             )
+        if key_norm not in KEY_NORMS:
+            raise ValueError(f"key_norm must be one of {KEY_NORMS}, got {key_norm!r}")
+        if log_scale_length is not None and (isinstance(log_scale_length, bool) or not isinstance(
+                log_scale_length, int) or log_scale_length < 2):
+            raise ValueError(f"log_scale_length must be an integer >= 2, got {log_scale_length!r}")
         self.heads = heads
         self.head_size = head_size
         self.out_dim = out_dim or heads * head_size
@@ -157,6 +190,8 @@ class MultiHeadAttention(keras.layers.Layer):
         self.attention_scale = attention_scale
         self.attention_dropout = attention_dropout or 0.0
         self.length_floor = length_floor
+        self.log_scale_length = log_scale_length
+        self.key_norm = key_norm
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.supports_masking = True
 
@@ -209,19 +244,28 @@ class MultiHeadAttention(keras.layers.Layer):
         if rotary_embeddings is not None:
             table = ops.expand_dims(rotary_embeddings, 1)  # over heads
             query, key = apply_rotary_position_embeddings(table, query, key)
+        if self.key_norm is not None:  # a rotation keeps norms: before or after RoPE
+            key = _unit(key)
+            if self.key_norm == "cosine":
+                query = _unit(query)
         if cache is not None:
             cache = key, value = update_cache(cache, cache_update_index, key, value, axis=2)
             # (batch, heads, max_len, key_size), (batch, heads, max_len, head_size)
 
         logits = ops.einsum("bhqd,bhkd->bhqk", query, ops.cast(key, query.dtype))
-        if self.attention_scale:
+        if self.attention_scale and self.key_norm is None:
             logits = logits / self.key_size**0.5
         if attention_mask is not None:
             attention_mask = ops.expand_dims(attention_mask, 1)  # over heads
+        if self.key_norm == "cosine":  # λ = 4·ln n (https://kexue.fm/archives/9859)
+            visible = visible_keys(logits, None if attention_mask is None else
+                                   ops.broadcast_to(attention_mask, ops.shape(logits)))
+            logits = ops.cast(logits, "float32") * 4.0 * ops.log(ops.maximum(visible, 2.0))
         if attention_bias is not None and len(attention_bias.shape) == 3:
             attention_bias = ops.expand_dims(attention_bias, 1)
         weights = attention_normalize(
-            logits, attention_mask, self.normalization, self.length_floor, attention_bias
+            logits, attention_mask, self.normalization, self.length_floor, attention_bias,
+            self.log_scale_length,
         )  # (batch, heads, queries, keys), float32
         weights = self.dropout(ops.cast(weights, self.compute_dtype), training=training)
         outputs = ops.einsum("bhqk,bhkd->bqhd", weights, ops.cast(value, weights.dtype))
@@ -249,6 +293,8 @@ class MultiHeadAttention(keras.layers.Layer):
                 "attention_scale": self.attention_scale,
                 "attention_dropout": self.attention_dropout,
                 "length_floor": self.length_floor,
+                "log_scale_length": self.log_scale_length,
+                "key_norm": self.key_norm,
                 "kernel_initializer": keras.initializers.serialize(
                     self.kernel_initializer
                 ),

@@ -56,6 +56,16 @@ def test_cached_decoding_keeps_a_rope_scaling(scaling):
     assert np.abs(to_numpy(plain) - to_numpy(scaled)).max() > 1e-3
 
 
+@pytest.mark.parametrize("options", [{"key_norm": "key", "log_scale_length": 4},
+                                     {"key_norm": "cosine"},
+                                     {"attention_normalization": "softmax_plus"}],
+                         ids=["keynorm-logn", "cosa", "softmax_plus"])
+def test_cached_decoding_keeps_the_attention_options(options):
+    """KeyNorm (keys normalised before they are cached), CosA, log-n and softmax_plus
+    read the visible keys of each step as the full pass does."""
+    assert_cached_equals_full(build("roformer", "lm", with_mlm="linear", **options), "lm")
+
+
 def test_dynamic_ntk_decodes_without_recompiling():
     """Dynamic NTK's base follows the current length inside the compiled loop: prompts
     of other lengths (within a shape bucket) reuse its one compilation; a sequence

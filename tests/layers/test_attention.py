@@ -20,9 +20,11 @@ def numpy_rope(x, table):
     return out
 
 
-def numpy_normalize(logits, mask, method, floor):
-    logits = np.where(mask, logits, -np.inf)
+def numpy_normalize(logits, mask, method, floor, log_scale_length=None):
     visible = mask.sum(-1, keepdims=True).astype(np.float64)
+    if log_scale_length is not None:  # max(1, ln n / ln L), n the visible keys
+        logits = logits * np.maximum(np.log(visible) / np.log(log_scale_length), 1.0)
+    logits = np.where(mask, logits, -np.inf)
     if method == "squared_relu":
         return np.maximum(np.where(mask, logits, 0), 0) ** 2 / visible
     if method == "softmax_plus":
@@ -45,8 +47,18 @@ def numpy_attention(layer, x, mask, table=None, bias=0.0):
     v = (x @ wv + bv).reshape(b, n, h, dv)
     if table is not None:
         q, k = numpy_rope(q, table[:, :, None]), numpy_rope(k, table[:, :, None])
-    logits = np.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(dk) + bias
-    weights = numpy_normalize(logits, mask[:, None], layer.normalization, layer.length_floor)
+    if layer.key_norm is None:
+        logits = np.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(dk) + bias
+    else:  # KeyNorm: unit keys, no 1/√d; CosA: unit queries too, times 4 ln n
+        k = k / np.linalg.norm(k, axis=-1, keepdims=True)
+        if layer.key_norm == "cosine":
+            q = q / np.linalg.norm(q, axis=-1, keepdims=True)
+        logits = np.einsum("bqhd,bkhd->bhqk", q, k) + bias
+        if layer.key_norm == "cosine":
+            visible = mask[:, None].sum(-1, keepdims=True)
+            logits = logits * 4 * np.log(np.maximum(visible, 2))
+    weights = numpy_normalize(logits, mask[:, None], layer.normalization, layer.length_floor,
+                              layer.log_scale_length)
     out = np.einsum("bhqk,bkhd->bqhd", weights, v).reshape(b, n, h * dv)
     return out @ wo + bo
 
@@ -69,6 +81,44 @@ def test_matches_numpy(rotary, use_bias, tmp_path):
     layer(x, **kwargs)
     assert_all_close(layer(x, **kwargs), numpy_attention(layer, x, mask, table), atol=1e-5)
     assert to_numpy(output).shape == (2, 7, 16)
+
+
+@pytest.mark.parametrize("options", [
+    {"key_norm": "key"}, {"key_norm": "cosine"}, {"log_scale_length": 3},
+    {"log_scale_length": 3, "key_norm": "key", "normalization": "softmax_plus"},
+], ids=["keynorm", "cosa", "logn", "all"])
+def test_length_options_match_numpy(options, tmp_path):
+    """KeyNorm, CosA and log-n scaling, causal with padding, against the formulas."""
+    x = RNG.normal(size=(2, 7, 16)).astype("float32")
+    mask = np.tril(np.ones((7, 7), bool))[None].repeat(2, 0)
+    mask[1, :, 5:] = False
+    table = to_numpy(sinusoidal_embeddings(np.arange(7)[None], 8))
+    kwargs = {"attention_mask": mask, "rotary_embeddings": table}
+    init = dict(heads=2, head_size=6, key_size=8, out_dim=16, **options,
+                kernel_initializer=keras.initializers.RandomNormal(stddev=0.3, seed=1))
+    run_layer_test(MultiHeadAttention, init, x, kwargs, (2, 7, 16), tmp_path)
+    layer = MultiHeadAttention(**init)
+    assert_all_close(layer(x, **kwargs), numpy_attention(layer, x, mask, table), atol=1e-5)
+
+
+def test_log_n_scaling_is_the_identity_up_to_the_training_length():
+    logits = RNG.normal(size=(1, 1, 6, 6)).astype("float32")
+    mask = np.tril(np.ones((6, 6), bool))[None, None]
+    assert_all_close(attention_normalize(logits, mask, log_scale_length=6),
+                     attention_normalize(logits, mask), atol=1e-7)
+    longer = attention_normalize(logits, mask, log_scale_length=3)
+    assert_all_close(to_numpy(longer)[..., :3, :], to_numpy(attention_normalize(logits, mask))[..., :3, :],
+                     atol=1e-7)
+    assert np.abs(to_numpy(longer) - to_numpy(attention_normalize(logits, mask))).max() > 1e-3
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"key_norm": "l2"}, "key_norm must be one of"),
+    ({"log_scale_length": 1}, "log_scale_length must be an integer >= 2"),
+])
+def test_bad_length_options(options, message):
+    with pytest.raises(ValueError, match=message):
+        MultiHeadAttention(heads=2, head_size=4, **options)
 
 
 @pytest.mark.backends
