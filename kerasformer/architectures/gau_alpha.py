@@ -73,6 +73,12 @@ class GAUAlpha(RoFormerV2):
     def __init__(self, num_attention_heads=1, length_floor=1, **kwargs):
         super().__init__(num_attention_heads=num_attention_heads, **kwargs)
         self.length_floor = length_floor
+        # the options of the multi-head attention layer, which GAU-α does not use
+        for name, default in (("attention_normalization", "softmax"),
+                              ("log_scale_length", None), ("key_norm", None)):
+            if getattr(self, name) != default:
+                raise ValueError(f"{name} is an option of multi-head attention; GAU-α's "
+                                 "gated attention units always use softmax_plus")
 
     def apply_main_layers(self, x, index, context):
         name = f"Transformer-{index}-GatedAttentionUnit"
