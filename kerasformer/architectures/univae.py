@@ -129,6 +129,9 @@ class UniVAE(RoFormer):
         if application not in ("unilm", "encoder"):
             raise ValueError(f"UniVAE is a 'unilm' application, got {application!r}")
         super().__init__(application="unilm", **kwargs)
+        if self.with_pool:
+            raise ValueError("UniVAE has no pooler: a sentence's vector is its latent "
+                             "(encode_latents)")
         for name, value, low in (("num_latent_layers", num_latent_layers, 1),
                                  ("latent_size", latent_size, 2), ("half_length", half_length, 2)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
@@ -260,6 +263,17 @@ class UniVAE(RoFormer):
         for index in range(self.num_hidden_layers):
             x = self.apply_main_layers(x, index, context)
         return x, context.caches
+
+    # ------------------------------------------------------------ distribution
+
+    @classmethod
+    def layout_rules(cls):
+        """RoFormer's; the latent projections are small and replicated (the hidden
+        states they read and write are whole on every device)."""
+        rules = {key: axes for key, axes in super().layout_rules().items()
+                 if not key.startswith(("Pooler", "NSP"))}  # no pooler: see __init__
+        return {**rules, r"(In|Out)-Projection-\d+/kernel": (None, None),
+                r"(In|Out)-Projection-\d+/bias": (None,)}
 
     # ----------------------------------------------------------------- weights
 

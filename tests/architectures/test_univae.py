@@ -226,6 +226,7 @@ def test_config_round_trip(transformer):
     ({"kappa": 0}, "kappa must be a positive number"),
     ({"half_length": 1.5}, "half_length must be an integer"),
     ({"application": "lm"}, "UniVAE is a 'unilm' application"),
+    ({"with_pool": "linear"}, "UniVAE has no pooler"),
 ])
 def test_bad_arguments(kwargs, message):
     options = dict(vocab_size=40, hidden_size=32, num_hidden_layers=3, num_attention_heads=4,

@@ -33,6 +33,7 @@ COMPLETE = {
     "roformer_v2": dict(with_mlm=True, embedding_size=16),
     "gau_alpha": dict(with_mlm=True, embedding_size=16, attention_key_size=16),
     "gpt2": dict(),  # its LM head is tied: no factorised embeddings
+    "univae": dict(with_mlm=True, embedding_size=16, num_latent_layers=2, latent_size=4),
 }
 
 # Released sizes (bert-base-chinese, roformer_chinese_base, RoFormerV2 large,
@@ -56,6 +57,10 @@ RELEASED = {
                   intermediate_size=10240),
              dict(vocab_size=30000, hidden_size=768, num_attention_heads=12,
                   intermediate_size=3072)],
+    # bojone's UniVAE on RoFormer char base (its 4 latent blocks of 16: one here)
+    "univae": [dict(vocab_size=12000, hidden_size=768, num_attention_heads=12,
+                    intermediate_size=3072, with_mlm=True, num_latent_layers=1,
+                    latent_size=16)],
 }
 MESHES = [(1, 2), (2, 2), (1, 4), (4, 2), (2, 4)]
 
