@@ -230,6 +230,9 @@ class BERT(Transformer):
             log-n scaling for texts longer than the model was trained on.
         key_norm: None, "key" (KeyNorm: unit keys, no 1/√d) or "cosine" (CosA), for
             models trained with it (https://kexue.fm/archives/9859).
+        num_key_value_heads: int dividing `num_attention_heads`, or None.
+            Grouped-query attention (1: multi-query) for new models: smaller key and
+            value projections and a KV cache of only these heads.
         **kwargs: `Transformer` arguments.
     """
 
@@ -256,6 +259,7 @@ class BERT(Transformer):
         attention_normalization="softmax",
         log_scale_length=None,
         key_norm=None,
+        num_key_value_heads=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -271,6 +275,7 @@ class BERT(Transformer):
         self.attention_normalization = attention_normalization
         self.log_scale_length = log_scale_length
         self.key_norm = key_norm
+        self.num_key_value_heads = num_key_value_heads
         if self.application == "unilm" and not segment_vocab_size:
             raise ValueError(
                 "application='unilm' separates source and target by segment ids, "
@@ -364,6 +369,7 @@ class BERT(Transformer):
             normalization=self.attention_normalization,
             log_scale_length=self.log_scale_length,
             key_norm=self.key_norm,
+            num_key_value_heads=self.num_key_value_heads,
             kernel_initializer=self.initializer,
         )
 

@@ -75,7 +75,8 @@ class GAUAlpha(RoFormerV2):
         self.length_floor = length_floor
         # the options of the multi-head attention layer, which GAU-α does not use
         for name, default in (("attention_normalization", "softmax"),
-                              ("log_scale_length", None), ("key_norm", None)):
+                              ("log_scale_length", None), ("key_norm", None),
+                              ("num_key_value_heads", None)):
             if getattr(self, name) != default:
                 raise ValueError(f"{name} is an option of multi-head attention; GAU-α's "
                                  "gated attention units always use softmax_plus")

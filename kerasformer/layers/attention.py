@@ -133,6 +133,10 @@ class MultiHeadAttention(keras.layers.Layer):
         key_norm: None, "key" (L2-normalised keys, no 1/√d: KeyNorm) or "cosine"
             (normalised queries and keys, logits times `4·ln n`: CosA). Keys are
             normalised before they are cached.
+        num_key_value_heads: int dividing `heads`, or None (= heads). Grouped-query
+            attention: each key/value head serves `heads / num_key_value_heads`
+            consecutive query heads (1: multi-query), and the KV cache holds only
+            these heads.
         kernel_initializer: initializer of the projections.
         **kwargs: base layer arguments.
 
@@ -144,7 +148,7 @@ class MultiHeadAttention(keras.layers.Layer):
         rotary_embeddings: `(batch or 1, seq, key_size)` sinusoid table; when given,
             queries and keys are rotated (RoPE) before the dot product.
         cache: optional `(key_cache, value_cache)` of shapes
-            `(batch, heads, max_len, key_size)` and `(batch, heads, max_len, head_size)`
+            `(batch, kv_heads, max_len, key_size)` and `(batch, kv_heads, max_len, head_size)`
             (head-major, so attending over the cache needs no transpose).
             The new keys/values are written at `cache_update_index` and the queries
             attend over the whole cache (mask what is not filled yet).
@@ -168,6 +172,7 @@ class MultiHeadAttention(keras.layers.Layer):
         length_floor=1,
         log_scale_length=None,
         key_norm=None,
+        num_key_value_heads=None,
         kernel_initializer="glorot_uniform",
         **kwargs,
     ):
@@ -181,7 +186,13 @@ class MultiHeadAttention(keras.layers.Layer):
         if log_scale_length is not None and (isinstance(log_scale_length, bool) or not isinstance(
                 log_scale_length, int) or log_scale_length < 2):
             raise ValueError(f"log_scale_length must be an integer >= 2, got {log_scale_length!r}")
+        kv_heads = heads if num_key_value_heads is None else num_key_value_heads
+        if isinstance(kv_heads, bool) or not isinstance(kv_heads, int) or kv_heads < 1 \
+                or heads % kv_heads:
+            raise ValueError(f"num_key_value_heads must divide the {heads} heads, got "
+                             f"{num_key_value_heads!r}")
         self.heads = heads
+        self.num_key_value_heads = kv_heads
         self.head_size = head_size
         self.out_dim = out_dim or heads * head_size
         self.key_size = key_size or head_size
@@ -205,8 +216,8 @@ class MultiHeadAttention(keras.layers.Layer):
             )
 
         self.q_dense = dense(self.key_size * heads, "q_dense")
-        self.k_dense = dense(self.key_size * heads, "k_dense")
-        self.v_dense = dense(self.head_size * heads, "v_dense")
+        self.k_dense = dense(self.key_size * kv_heads, "k_dense")
+        self.v_dense = dense(self.head_size * kv_heads, "v_dense")
         self.o_dense = dense(self.out_dim, "o_dense")
         self.dropout = keras.layers.Dropout(
             self.attention_dropout, dtype=self.dtype_policy, name="attention_dropout"
@@ -218,14 +229,16 @@ class MultiHeadAttention(keras.layers.Layer):
         self.o_dense.build(tuple(input_shape[:-1]) + (self.heads * self.head_size,))
 
     def init_cache(self, batch_size, max_length):
-        """Zero `(key_cache, value_cache)` for decoding `max_length` positions."""
+        """Zero `(key_cache, value_cache)` for decoding `max_length` positions (of the
+        key/value heads only, under grouped-query attention)."""
+        heads = self.num_key_value_heads
         return (
-            ops.zeros((batch_size, self.heads, max_length, self.key_size), self.compute_dtype),
-            ops.zeros((batch_size, self.heads, max_length, self.head_size), self.compute_dtype),
+            ops.zeros((batch_size, heads, max_length, self.key_size), self.compute_dtype),
+            ops.zeros((batch_size, heads, max_length, self.head_size), self.compute_dtype),
         )
 
-    def _split_heads(self, x, size):
-        x = ops.reshape(x, tuple(ops.shape(x)[:-1]) + (self.heads, size))
+    def _split_heads(self, x, size, heads):
+        x = ops.reshape(x, tuple(ops.shape(x)[:-1]) + (heads, size))
         return ops.transpose(x, (0, 2, 1, 3))  # (batch, heads, seq, size)
 
     def call(
@@ -238,9 +251,10 @@ class MultiHeadAttention(keras.layers.Layer):
         cache_update_index=None,
         training=None,
     ):
-        query = self._split_heads(self.q_dense(inputs), self.key_size)  # (batch, heads, seq, key_size)
-        key = self._split_heads(self.k_dense(inputs), self.key_size)  # (batch, heads, seq, key_size)
-        value = self._split_heads(self.v_dense(inputs), self.head_size)  # (batch, heads, seq, head_size)
+        kv_heads = self.num_key_value_heads
+        query = self._split_heads(self.q_dense(inputs), self.key_size, self.heads)  # (batch, heads, seq, key_size)
+        key = self._split_heads(self.k_dense(inputs), self.key_size, kv_heads)  # (batch, kv_heads, seq, key_size)
+        value = self._split_heads(self.v_dense(inputs), self.head_size, kv_heads)  # (batch, kv_heads, seq, head_size)
         if rotary_embeddings is not None:
             table = ops.expand_dims(rotary_embeddings, 1)  # over heads
             query, key = apply_rotary_position_embeddings(table, query, key)
@@ -250,7 +264,10 @@ class MultiHeadAttention(keras.layers.Layer):
                 query = _unit(query)
         if cache is not None:
             cache = key, value = update_cache(cache, cache_update_index, key, value, axis=2)
-            # (batch, heads, max_len, key_size), (batch, heads, max_len, head_size)
+            # (batch, kv_heads, max_len, key_size), (batch, kv_heads, max_len, head_size)
+        if kv_heads != self.heads:  # each key/value head serves consecutive query heads
+            key = ops.repeat(key, self.heads // kv_heads, axis=1)  # (batch, heads, keys, key_size)
+            value = ops.repeat(value, self.heads // kv_heads, axis=1)
 
         logits = ops.einsum("bhqd,bhkd->bhqk", query, ops.cast(key, query.dtype))
         if self.attention_scale and self.key_norm is None:
@@ -295,6 +312,7 @@ class MultiHeadAttention(keras.layers.Layer):
                 "length_floor": self.length_floor,
                 "log_scale_length": self.log_scale_length,
                 "key_norm": self.key_norm,
+                "num_key_value_heads": self.num_key_value_heads,
                 "kernel_initializer": keras.initializers.serialize(
                     self.kernel_initializer
                 ),

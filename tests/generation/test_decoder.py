@@ -66,6 +66,20 @@ def test_cached_decoding_keeps_the_attention_options(options):
     assert_cached_equals_full(build("roformer", "lm", with_mlm="linear", **options), "lm")
 
 
+def test_grouped_query_attention_decodes_from_a_smaller_cache():
+    """A multi-query RoFormer (one key/value head) caches one head per block and
+    decodes what its full pass computes."""
+    transformer = kf.build_transformer_model(
+        MODELS / "roformer" / "bert_config.json", model="roformer", application="lm",
+        with_pool="linear", with_mlm="linear", num_key_value_heads=1, return_keras_model=False)
+    rng = np.random.default_rng(0)
+    for weight in transformer.model.weights:
+        weight.assign(rng.normal(0, 0.2, weight.shape).astype("float32"))
+    key_cache, _ = transformer.init_caches(2, 8)[0]
+    assert key_cache.shape[1] == 1
+    assert_cached_equals_full(transformer, "lm")
+
+
 def test_dynamic_ntk_decodes_without_recompiling():
     """Dynamic NTK's base follows the current length inside the compiled loop: prompts
     of other lengths (within a shape bucket) reuse its one compilation; a sequence

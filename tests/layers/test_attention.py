@@ -42,9 +42,11 @@ def numpy_attention(layer, x, mask, table=None, bias=0.0):
     ]
     b, n, _ = x.shape
     h, dk, dv = layer.heads, layer.key_size, layer.head_size
+    g = layer.num_key_value_heads
     q = (x @ wq + bq).reshape(b, n, h, dk)
-    k = (x @ wk + bk).reshape(b, n, h, dk)
-    v = (x @ wv + bv).reshape(b, n, h, dv)
+    # grouped-query attention: query head i reads key/value head i // (h / g)
+    k = np.repeat((x @ wk + bk).reshape(b, n, g, dk), h // g, axis=2)
+    v = np.repeat((x @ wv + bv).reshape(b, n, g, dv), h // g, axis=2)
     if table is not None:
         q, k = numpy_rope(q, table[:, :, None]), numpy_rope(k, table[:, :, None])
     if layer.key_norm is None:
@@ -86,7 +88,8 @@ def test_matches_numpy(rotary, use_bias, tmp_path):
 @pytest.mark.parametrize("options", [
     {"key_norm": "key"}, {"key_norm": "cosine"}, {"log_scale_length": 3},
     {"log_scale_length": 3, "key_norm": "key", "normalization": "softmax_plus"},
-], ids=["keynorm", "cosa", "logn", "all"])
+    {"num_key_value_heads": 1},
+], ids=["keynorm", "cosa", "logn", "all", "mqa"])
 def test_length_options_match_numpy(options, tmp_path):
     """KeyNorm, CosA and log-n scaling, causal with padding, against the formulas."""
     x = RNG.normal(size=(2, 7, 16)).astype("float32")
@@ -112,9 +115,34 @@ def test_log_n_scaling_is_the_identity_up_to_the_training_length():
     assert np.abs(to_numpy(longer) - to_numpy(attention_normalize(logits, mask))).max() > 1e-3
 
 
+def test_grouped_query_attention():
+    """As many key/value heads as heads is multi-head attention; fewer shrink the
+    projections and the cache, and cached decoding still equals the full pass."""
+    x = RNG.normal(size=(2, 6, 16)).astype("float32")
+    init = dict(heads=4, head_size=4, kernel_initializer=keras.initializers.RandomNormal(
+        stddev=0.3, seed=3))
+    plain, grouped = MultiHeadAttention(**init), MultiHeadAttention(num_key_value_heads=4, **init)
+    plain(x), grouped(x)
+    for a, b in zip(plain.weights, grouped.weights):
+        b.assign(a)
+    assert_all_close(grouped(x), plain(x), atol=1e-6)
+    gqa = MultiHeadAttention(num_key_value_heads=2, **init)
+    gqa(x)
+    assert tuple(gqa.k_dense.kernel.shape) == (16, 8) and tuple(gqa.q_dense.kernel.shape) == (16, 16)
+    cache = gqa.init_cache(batch_size=2, max_length=6)
+    assert tuple(cache[0].shape) == (2, 2, 6, 4)  # half the heads of a 4-head cache
+    causal = np.tril(np.ones((6, 6), bool))[None]
+    full = to_numpy(gqa(x, attention_mask=causal))
+    for step in range(6):
+        out, cache = gqa(x[:, step:step + 1], attention_mask=causal[:, step:step + 1],
+                         cache=cache, cache_update_index=step)
+        np.testing.assert_allclose(to_numpy(out)[:, 0], full[:, step], atol=1e-5)
+
+
 @pytest.mark.parametrize("options, message", [
     ({"key_norm": "l2"}, "key_norm must be one of"),
     ({"log_scale_length": 1}, "log_scale_length must be an integer >= 2"),
+    ({"num_key_value_heads": 3}, "num_key_value_heads must divide the 2 heads"),
 ])
 def test_bad_length_options(options, message):
     with pytest.raises(ValueError, match=message):
