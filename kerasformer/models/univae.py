@@ -159,7 +159,8 @@ class UniVAEModel(Task):
             epochs: int. Passes over `texts`.
             batch_size: int (bojone: 128).
             optimizer: a Keras optimizer (default Adam 2e-5, bojone's).
-            seed: int. Shuffling, and the vMF samples' starting seed.
+            seed: int. The shuffling's seed (the vMF samplers draw from their own
+                seed generators, made with the model).
             callbacks: Keras callbacks.
             verbose: Keras' `fit` verbosity.
             validation_texts: optional list of str evaluated after every epoch.
@@ -179,7 +180,6 @@ class UniVAEModel(Task):
                                loss=masked_lm_cross_entropy,
                                metrics=[MaskedLMAccuracy(name="accuracy")])
             self._compiled_fit = True
-        keras.utils.set_random_seed(seed)
         validation = None
         if validation_texts:
             validation = tuple(self.encode_batch(validation_texts))
