@@ -252,6 +252,7 @@ class MultiHeadAttention(keras.layers.Layer):
         training=None,
     ):
         kv_heads = self.num_key_value_heads
+        group = self.heads // kv_heads
         query = self._split_heads(self.q_dense(inputs), self.key_size, self.heads)  # (batch, heads, seq, key_size)
         key = self._split_heads(self.k_dense(inputs), self.key_size, kv_heads)  # (batch, kv_heads, seq, key_size)
         value = self._split_heads(self.v_dense(inputs), self.head_size, kv_heads)  # (batch, kv_heads, seq, head_size)
@@ -265,11 +266,13 @@ class MultiHeadAttention(keras.layers.Layer):
         if cache is not None:
             cache = key, value = update_cache(cache, cache_update_index, key, value, axis=2)
             # (batch, kv_heads, max_len, key_size), (batch, kv_heads, max_len, head_size)
-        if kv_heads != self.heads:  # each key/value head serves consecutive query heads
-            key = ops.repeat(key, self.heads // kv_heads, axis=1)  # (batch, heads, keys, key_size)
-            value = ops.repeat(value, self.heads // kv_heads, axis=1)
-
-        logits = ops.einsum("bhqd,bhkd->bhqk", query, ops.cast(key, query.dtype))
+        if group == 1:
+            logits = ops.einsum("bhqd,bhkd->bhqk", query, ops.cast(key, query.dtype))
+        else:  # each key/value head serves `group` consecutive query heads, never repeated
+            shape = tuple(ops.shape(query))
+            grouped = ops.reshape(query, (shape[0], kv_heads, group) + shape[2:])
+            logits = ops.einsum("bgrqd,bgkd->bgrqk", grouped, ops.cast(key, query.dtype))
+            logits = ops.reshape(logits, (shape[0], self.heads, shape[2], -1))
         if self.attention_scale and self.key_norm is None:
             logits = logits / self.key_size**0.5
         if attention_mask is not None:
@@ -285,9 +288,14 @@ class MultiHeadAttention(keras.layers.Layer):
             self.log_scale_length,
         )  # (batch, heads, queries, keys), float32
         weights = self.dropout(ops.cast(weights, self.compute_dtype), training=training)
-        outputs = ops.einsum("bhqk,bhkd->bqhd", weights, ops.cast(value, weights.dtype))
-        outputs = ops.reshape(
-            outputs, tuple(ops.shape(outputs)[:-2]) + (self.heads * self.head_size,)
+        if group == 1:
+            outputs = ops.einsum("bhqk,bhkd->bqhd", weights, ops.cast(value, weights.dtype))
+        else:
+            shape = tuple(ops.shape(weights))
+            grouped = ops.reshape(weights, (shape[0], kv_heads, group) + shape[2:])
+            outputs = ops.einsum("bgrqk,bgkd->bqgrd", grouped, ops.cast(value, weights.dtype))
+        outputs = ops.reshape(  # (batch, seq, heads · head_size)
+            outputs, tuple(ops.shape(outputs)[:2]) + (self.heads * self.head_size,)
         )
         outputs = self.o_dense(outputs)
         if cache is not None:
