@@ -579,16 +579,20 @@ class Transformer:
         Returns:
             `(hidden states (batch, new_tokens, hidden_size), updated caches)`.
         """
-        context = ForwardContext(
-            attention_mask=attention_mask,
-            caches=list(caches),
-            cache_update_index=cache_update_index,
-        )
+        context = self.cache_context(inputs, attention_mask, caches, cache_update_index)
         context = self.add_positions(context, inputs)
         x = self.apply_embeddings(inputs, context)
         for index in range(self.num_hidden_layers):
             x = self.apply_main_layers(x, index, context)
         return x, context.caches
+
+    def cache_context(self, inputs, attention_mask, caches, cache_update_index):
+        """The `ForwardContext` of a `call_with_cache` pass (before its positions)."""
+        return ForwardContext(
+            attention_mask=attention_mask,
+            caches=list(caches),
+            cache_update_index=cache_update_index,
+        )
 
     def init_caches(self, batch_size, max_length):
         """Zero KV caches for `call_with_cache`, one per block."""

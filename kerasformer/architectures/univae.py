@@ -233,9 +233,8 @@ class UniVAE(RoFormer):
         replaced by the latents anyway), then the second copy.
 
         The loop's position p becomes the model's: 0 for p = 0, `half_length + p − 1`
-        after (where training put the second copy), with segment 1. The loop's causal
-        mask is narrowed to the UniAE masks: cache slot 0 holds the first copy,
-        every other slot the second.
+        after (where training put the second copy), with segment 1; `cache_context`
+        narrows the loop's causal mask to the UniAE masks.
 
         `inputs["latents"]`: `(batch, latent_dim)` (a condition of the decode loop).
         """
@@ -243,26 +242,26 @@ class UniVAE(RoFormer):
             raise ValueError("UniVAE decodes from latents: pass conditions={'latents': ...}")
         steps = inputs["position_ids"]
         second = ops.greater(steps, 0)  # (batch, new)
-        positions = ops.where(second, steps + (self.half_length - 1), 0)
-        model_inputs = {"token_ids": inputs["token_ids"], "position_ids": positions,
+        model_inputs = {"token_ids": inputs["token_ids"], "latents": inputs["latents"],
+                        "position_ids": ops.where(second, steps + (self.half_length - 1), 0),
                         "segment_ids": ops.cast(second, "int32")}
+        return super().call_with_cache(model_inputs, attention_mask, caches, cache_update_index)
+
+    def cache_context(self, inputs, attention_mask, caches, cache_update_index):
+        """Cache slot 0 holds the first copy's [CLS], every other slot the second copy:
+        the UniAE1 mask keeps the copies apart, the UniAE2 mask also shows slot 0."""
+        second = ops.equal(inputs["segment_ids"], 1)  # (batch, new)
         slots = ops.arange(ops.shape(attention_mask)[-1], dtype="int32")
-        key_second = ops.greater(slots, 0)[None, None]  # (1, 1, cache)
-        same_copy = ops.equal(second[..., None], key_second)  # (batch, new, cache)
+        same_copy = ops.equal(second[..., None], ops.greater(slots, 0)[None, None])
         sees_first = ops.logical_or(same_copy, ops.equal(slots, 0)[None, None])
-        context = LatentContext(
-            attention_mask=ops.logical_and(attention_mask, same_copy),
+        return LatentContext(
+            attention_mask=ops.logical_and(attention_mask, same_copy),  # (batch, new, cache)
             latent_attention_mask=ops.logical_and(attention_mask, sees_first),
             caches=list(caches),
             cache_update_index=cache_update_index,
-            position_ids=positions,
+            position_ids=inputs["position_ids"],
             latents=ops.cast(inputs["latents"], "float32"),
         )
-        context = self.add_positions(context, model_inputs)
-        x = self.apply_embeddings(model_inputs, context)
-        for index in range(self.num_hidden_layers):
-            x = self.apply_main_layers(x, index, context)
-        return x, context.caches
 
     # ------------------------------------------------------------ distribution
 

@@ -5,6 +5,8 @@ family checkpoint was trained: feature pairs are ADJACENT dimensions (2i, 2i+1),
 the two halves of the head as in GPT-NeoX/LLaMA. Swapping layouts silently breaks any
 checkpoint, so this module offers only the interleaved one.
 """
+import math
+
 import keras
 from keras import ops
 
@@ -74,24 +76,26 @@ def rope_inverse_frequencies(dim, base=10000.0, scaling=None, length=None):
         float32 `(dim/2,)`.
     """
     indices = ops.arange(0, dim // 2, dtype="float32")
+    exponents = -2 * indices / dim
     base = ops.cast(base, "float32")
-    if scaling is None:
-        return ops.power(base, -2 * indices / dim)
-    kind, factor = scaling["type"], scaling["factor"]
-    if kind == "linear":  # positions divided by k, i.e. every frequency
-        return ops.power(base, -2 * indices / dim) / factor
+    kind = None if scaling is None else scaling["type"]
     if kind == "ntk":
-        return ops.power(base * factor ** (dim / (dim - 2)), -2 * indices / dim)
-    if kind == "dynamic_ntk":
+        base = base * scaling["factor"] ** (dim / (dim - 2))
+    elif kind == "dynamic_ntk":
         # unchanged up to the training length, then NTK for k·L/L_train − (k − 1)
+        factor = scaling["factor"]
         ratio = ops.cast(length, "float32") / scaling["original_max_position"]
-        grown = ops.maximum(factor * ratio - (factor - 1.0), 1.0)
-        return ops.power(base * ops.power(grown, dim / (dim - 2)), -2 * indices / dim)
-    # ntk_mixed: θ_m = base^(−2(m−1)/d)·exp(−a·m^b), m = 1…d/2, the lowest divided by k
-    b = scaling.get("b", NTK_MIXED_EXPONENT)
-    m = indices + 1.0
-    a = ops.log(ops.cast(factor, "float32")) / (dim / 2) ** b
-    return ops.power(base, -2 * indices / dim) * ops.exp(-a * ops.power(m, b))
+        base = base * ops.power(ops.maximum(factor * ratio - (factor - 1.0), 1.0),
+                                dim / (dim - 2))
+    frequencies = ops.power(base, exponents)
+    if kind == "linear":  # positions divided by k, i.e. every frequency
+        return frequencies / scaling["factor"]
+    if kind == "ntk_mixed":
+        # θ_m = base^(−2(m−1)/d)·exp(−a·m^b), m = 1…d/2: the lowest divided by exactly k
+        b = scaling.get("b", NTK_MIXED_EXPONENT)
+        a = math.log(scaling["factor"]) / (dim / 2) ** b
+        return frequencies * ops.exp(-a * ops.power(indices + 1.0, b))
+    return frequencies
 
 
 def sinusoidal_embeddings(position_ids, dim, base=10000.0, scaling=None):
@@ -113,7 +117,9 @@ def sinusoidal_embeddings(position_ids, dim, base=10000.0, scaling=None):
     if dim % 2:
         raise ValueError(f"sinusoidal embeddings need an even size, got {dim}")
     position_ids = ops.cast(position_ids, "float32")
-    length = ops.max(position_ids) + 1.0 if scaling is not None else None
+    length = None  # dynamic NTK's current length: the largest position + 1
+    if scaling is not None and scaling["type"] == "dynamic_ntk":
+        length = ops.max(position_ids) + 1.0
     inverse_frequencies = rope_inverse_frequencies(dim, base, scaling, length)
     angles = ops.einsum("...,d->...d", position_ids, inverse_frequencies)
     table = ops.stack([ops.sin(angles), ops.cos(angles)], axis=-1)
