@@ -52,7 +52,6 @@ class UniVAEModel(Task):
             raise ValueError("a UniVAE's tokenizer needs start and end tokens ([CLS], [SEP])")
         super().__init__(transformer, tokenizer, family, tokenizer_config)
         self.decoder = AutoRegressiveDecoder(transformer, end_id=tokenizer.end_id)
-        self._compiled_fit = None
 
     @property
     def half_length(self):
@@ -139,20 +138,29 @@ class UniVAEModel(Task):
         """Shuffled training batches of `texts` (see `encode_batch`), each pass in a new
         order; `epochs` passes, or forever."""
         texts = check_texts(texts)
-        rng = np.random.default_rng(seed)
-        epoch = 0
-        while epochs is None or epoch < epochs:
-            order = rng.permutation(len(texts))
-            for start in range(0, len(texts) - batch_size + 1, batch_size):
-                yield self.encode_batch([texts[i] for i in order[start:start + batch_size]])
-            epoch += 1
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if len(texts) < batch_size:
+            raise ValueError(f"{len(texts)} texts make no full batch of {batch_size}")
+
+        def stream():  # the checks above run at the call, not at the first batch
+            rng = np.random.default_rng(seed)
+            epoch = 0
+            while epochs is None or epoch < epochs:
+                order = rng.permutation(len(texts))
+                for start in range(0, len(texts) - batch_size + 1, batch_size):
+                    yield self.encode_batch([texts[i] for i in order[start:start + batch_size]])
+                epoch += 1
+
+        return stream()
 
     def fit(self, texts, epochs=1, batch_size=32, optimizer=None, seed=0, callbacks=None,
             verbose="auto", validation_texts=None, steps_per_epoch=None):
         """Trains the UniVAE on `texts` (full batches, shuffled at each pass).
 
-        The model is compiled once, on the first call: `masked_lm_cross_entropy` and
-        the token accuracy of the teacher-forced second copy, jit-compiled.
+        The model is compiled once, unless it is already (or an `optimizer` is given):
+        `masked_lm_cross_entropy` and the token accuracy of the teacher-forced second
+        copy, jit-compiled.
 
         Args:
             texts: list of str, the training sentences.
@@ -172,18 +180,15 @@ class UniVAEModel(Task):
         """
         from kerasformer.training.pretraining import MaskedLMAccuracy, masked_lm_cross_entropy
 
-        texts = check_texts(texts)
-        if len(texts) < batch_size:
-            raise ValueError(f"{len(texts)} texts make no full batch of {batch_size}")
-        if self._compiled_fit is None or optimizer is not None:
+        batches = self.batches(texts, batch_size, seed)  # checks the texts and batch size
+        if not self.model.compiled or optimizer is not None:
             self.model.compile(optimizer=optimizer or keras.optimizers.Adam(2e-5),
                                loss=masked_lm_cross_entropy,
                                metrics=[MaskedLMAccuracy(name="accuracy")])
-            self._compiled_fit = True
         validation = None
         if validation_texts:
             validation = tuple(self.encode_batch(validation_texts))
-        return self.model.fit(self.batches(texts, batch_size, seed), epochs=epochs,
+        return self.model.fit(batches, epochs=epochs,
                               steps_per_epoch=steps_per_epoch or len(texts) // batch_size,
                               callbacks=callbacks,
                               verbose=verbose, validation_data=validation, shuffle=False)

@@ -109,6 +109,8 @@ def test_bad_input(trained):
         vae.interpolate("我今天在家看书", "你明天在学校吃饭", steps=1)
     with pytest.raises(ValueError, match="make no full batch"):
         vae.fit(["我今天在家看书"], batch_size=2)
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        vae.batches(["我今天在家看书"], batch_size=0)
     with pytest.raises(ValueError, match="text 1 is empty"):
         vae.encode(["我", " "])
 
