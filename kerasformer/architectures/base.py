@@ -136,6 +136,9 @@ class ForwardContext:
     Attributes:
         attention_mask: bool `(batch, queries or 1, keys)`.
         rotary_embeddings: `(batch or 1, seq, key_size)` RoPE table, or None.
+        position_ids: `(batch or 1, seq)` positions of the tokens, where layers need
+            them (attention rotating by relative position itself, ReRoPE; UniVAE's
+            latent slot), or None: 0…seq − 1.
         caches: list of per-layer `(key_cache, value_cache)` when decoding with a
             KV cache; each block replaces its entry with the updated cache.
         cache_update_index: int scalar, where the current tokens go in the caches.
@@ -143,6 +146,7 @@ class ForwardContext:
 
     attention_mask: object = None
     rotary_embeddings: object = None
+    position_ids: object = None
     caches: list | None = None
     cache_update_index: object = None
 
@@ -445,6 +449,8 @@ class Transformer:
         kwargs = {"attention_mask": context.attention_mask}
         if context.rotary_embeddings is not None:
             kwargs["rotary_embeddings"] = context.rotary_embeddings
+        if context.position_ids is not None:
+            kwargs["position_ids"] = context.position_ids
         if context.caches is None:
             return layer(x, **kwargs)
         x, context.caches[index] = layer(
@@ -465,7 +471,8 @@ class Transformer:
         """The attention mask (and position tables) shared by all blocks."""
         mask = self.layer("Attention-Mask", AttentionMask, application=self.application)
         context = ForwardContext(
-            attention_mask=mask(inputs["token_ids"], inputs.get("segment_ids"))
+            attention_mask=mask(inputs["token_ids"], inputs.get("segment_ids")),
+            position_ids=inputs.get("position_ids"),
         )
         return self.add_positions(context, inputs)
 
@@ -590,6 +597,7 @@ class Transformer:
         """The `ForwardContext` of a `call_with_cache` pass (before its positions)."""
         return ForwardContext(
             attention_mask=attention_mask,
+            position_ids=inputs.get("position_ids"),
             caches=list(caches),
             cache_update_index=cache_update_index,
         )

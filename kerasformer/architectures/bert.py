@@ -233,6 +233,13 @@ class BERT(Transformer):
         num_key_value_heads: int dividing `num_attention_heads`, or None.
             Grouped-query attention (1: multi-query) for new models: smaller key and
             value projections and a KV cache of only these heads.
+        attention_window: int or None. Sliding-window attention in every block but
+            the last `full_attention_layers`: a token sees the tokens less than
+            `attention_window` positions away. With the last block full, this is
+            HWFA (https://kexue.fm/archives/9603): the window blocks never meet a
+            relative position they were not trained on.
+        full_attention_layers: int. How many of the last blocks attend to the whole
+            sequence when `attention_window` is set (default 1).
         **kwargs: `Transformer` arguments.
     """
 
@@ -244,6 +251,9 @@ class BERT(Transformer):
     # The factorised embeddings' projection in Hugging Face files (SimBERT small / tiny).
     hf_mapping_layer = "bert.encoder.embedding_hidden_mapping_in"
     has_position_table = True
+    # ReRoPE's options for the attention layers (`RoFormer` sets them from its
+    # `rope_scaling`); None is attention by the position table or a RoPE table.
+    rerope = None
 
     def __init__(
         self,
@@ -260,6 +270,8 @@ class BERT(Transformer):
         log_scale_length=None,
         key_norm=None,
         num_key_value_heads=None,
+        attention_window=None,
+        full_attention_layers=1,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -276,6 +288,16 @@ class BERT(Transformer):
         self.log_scale_length = log_scale_length
         self.key_norm = key_norm
         self.num_key_value_heads = num_key_value_heads
+        if attention_window is not None and (isinstance(attention_window, bool) or not isinstance(
+                attention_window, int) or attention_window < 1):
+            raise ValueError(f"attention_window must be a positive integer or None, got "
+                             f"{attention_window!r}")
+        if isinstance(full_attention_layers, bool) or not isinstance(full_attention_layers, int) \
+                or not 0 <= full_attention_layers <= self.num_hidden_layers:
+            raise ValueError(f"full_attention_layers must be an integer from 0 to the "
+                             f"{self.num_hidden_layers} blocks, got {full_attention_layers!r}")
+        self.attention_window = attention_window
+        self.full_attention_layers = full_attention_layers
         if self.application == "unilm" and not segment_vocab_size:
             raise ValueError(
                 "application='unilm' separates source and target by segment ids, "
@@ -370,8 +392,16 @@ class BERT(Transformer):
             log_scale_length=self.log_scale_length,
             key_norm=self.key_norm,
             num_key_value_heads=self.num_key_value_heads,
+            rerope=self.rerope,
+            window=self.window_of(index),
             kernel_initializer=self.initializer,
         )
+
+    def window_of(self, index):
+        """The attention window of block `index`: None in the full-attention blocks."""
+        if index >= self.num_hidden_layers - self.full_attention_layers:
+            return None
+        return self.attention_window
 
     def feed_forward_layer(self, index):
         return self.layer(

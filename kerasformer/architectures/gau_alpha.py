@@ -76,7 +76,7 @@ class GAUAlpha(RoFormerV2):
         # the options of the multi-head attention layer, which GAU-α does not use
         for name, default in (("attention_normalization", "softmax"),
                               ("log_scale_length", None), ("key_norm", None),
-                              ("num_key_value_heads", None)):
+                              ("num_key_value_heads", None), ("attention_window", None)):
             if getattr(self, name) != default:
                 raise ValueError(f"{name} is an option of multi-head attention; GAU-α's "
                                  "gated attention units always use softmax_plus")
@@ -93,6 +93,7 @@ class GAUAlpha(RoFormerV2):
             normalization="softmax_plus",
             attention_dropout=self.attention_dropout_rate,
             length_floor=self.length_floor,
+            rerope=self.rerope,
             kernel_initializer=self.initializer,
         )
         return self.residual(x, self.call_attention(unit, x, index, context), name)

@@ -10,7 +10,11 @@ import re
 
 from kerasformer.architectures import register
 from kerasformer.architectures.bert import BERT, BLOCK_NORM_SIGN, POSITION_TABLE_SIGN
-from kerasformer.layers.rotary import SinusoidalPositionEmbedding, check_rope_scaling
+from kerasformer.layers.rotary import (
+    SinusoidalPositionEmbedding,
+    check_rope_scaling,
+    relative_position_options,
+)
 
 
 @register
@@ -23,7 +27,10 @@ class RoFormer(BERT):
             longer than the training length, applied to any checkpoint without
             retraining: `{"type": "linear" | "ntk" | "dynamic_ntk" | "ntk_mixed",
             "factor": k}` (`dynamic_ntk` also `"original_max_position"`, the
-            training length; see `kerasformer.layers.rotary.rope_inverse_frequencies`).
+            training length; see `kerasformer.layers.rotary.rope_inverse_frequencies`),
+            or relative positions clipped at a window: `{"type": "rerope",
+            "window": w}`, `{"type": "leaky_rerope", "window": w, "factor": k}`
+            (see `kerasformer.layers.rotary.rerope_logits`).
         **kwargs: `BERT` arguments.
     """
 
@@ -49,6 +56,7 @@ class RoFormer(BERT):
     def __init__(self, rope_scaling=None, **kwargs):
         super().__init__(**kwargs)
         self.rope_scaling = check_rope_scaling(rope_scaling)
+        self.rerope = relative_position_options(self.rope_scaling)
 
     def max_positions(self):
         return None
@@ -65,6 +73,8 @@ class RoFormer(BERT):
         return table(token_ids, position_ids=position_ids)  # (batch or 1, seq, key_size)
 
     def add_positions(self, context, inputs):
+        if self.rerope is not None:  # attention rotates by position_ids itself
+            return context
         context.rotary_embeddings = self.rotary_embeddings(
             inputs["token_ids"], inputs.get("position_ids")
         )

@@ -60,14 +60,11 @@ class LatentContext(ForwardContext):
 
     Attributes:
         latent_attention_mask: the UniAE2 mask of the latent blocks.
-        position_ids: int `(batch, seq)` model positions when they are not
-            `arange(seq)` (decoding); position 0 is where the latent goes.
         latents: `(batch, num_latent_layers · latent_size)` latents to decode from,
             instead of the sentence's own.
     """
 
     latent_attention_mask: object = None
-    position_ids: object = None
     latents: object = None
 
 

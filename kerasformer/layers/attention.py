@@ -4,7 +4,7 @@ import math
 import keras
 from keras import ops
 
-from kerasformer.layers.rotary import apply_rotary_position_embeddings
+from kerasformer.layers.rotary import apply_rotary_position_embeddings, check_rerope, rerope_logits
 
 NORMALIZATIONS = ("softmax", "softmax_plus", "squared_relu")
 # Key normalisations (https://kexue.fm/archives/9859): "key", L2-normalised keys and no
@@ -87,26 +87,41 @@ def _unit(x):
     return ops.cast(ops.cast(x, "float32") / ops.maximum(norm, 1e-12), x.dtype)
 
 
-def update_cache(cache, index, key, value, axis=1):
+def update_cache(cache, index, key, value, axis=1, positions=None):
     """Writes this step's keys and values into a static KV cache at position `index`.
 
     Args:
-        cache: `(key_cache, value_cache)`.
+        cache: `(key_cache, value_cache)`, or `(key_cache, value_cache,
+            position_cache)` for ReRoPE, whose keys are cached before rotation
+            next to their positions `(batch, max_len)`.
         index: int scalar, the sequence position of the first new key.
         key, value: the current tokens' keys and values, shaped like the caches
             except along the sequence `axis`.
         axis: int, the sequence axis of the caches.
+        positions: `(batch or 1, new keys)` positions of the keys, for a cache
+            with positions.
 
     Returns:
-        The updated `(key_cache, value_cache)`, which the current queries attend over.
+        The updated cache, which the current queries attend over.
     """
-    key_cache, value_cache = cache
+    key_cache, value_cache = cache[:2]
     start = [0] * len(key_cache.shape)
     start[axis] = index
-    return (
+    updated = (
         ops.slice_update(key_cache, start, ops.cast(key, key_cache.dtype)),
         ops.slice_update(value_cache, start, ops.cast(value, value_cache.dtype)),
     )
+    if len(cache) == 2:
+        return updated
+    position_cache = cache[2]
+    positions = ops.broadcast_to(ops.cast(positions, position_cache.dtype),
+                                 (ops.shape(position_cache)[0], ops.shape(key)[axis]))
+    return updated + (ops.slice_update(position_cache, [0, index], positions),)
+
+
+def default_positions(inputs):
+    """`(1, seq)` positions 0…seq − 1 of `(batch, seq, ...)` inputs."""
+    return ops.arange(ops.shape(inputs)[1], dtype="float32")[None]
 
 
 @keras.saving.register_keras_serializable(package="kerasformer")
@@ -137,6 +152,14 @@ class MultiHeadAttention(keras.layers.Layer):
             attention: each key/value head serves `heads / num_key_value_heads`
             consecutive query heads (1: multi-query), and the KV cache holds only
             these heads.
+        rerope: None, or `{"window": w, "leak": l}`: ReRoPE (leak 0) or Leaky ReRoPE
+            (leak 1/k) instead of a RoPE table (see
+            `kerasformer.layers.rotary.rerope_logits`). Queries and keys are
+            rotated by their clipped relative positions, from `position_ids`; the
+            KV cache holds unrotated keys and their positions.
+        window: int or None. Sliding-window attention: a query sees only the keys
+            less than `window` positions away (by `position_ids`; a mask, so the
+            same computation). The KV cache then keeps the keys' positions.
         kernel_initializer: initializer of the projections.
         **kwargs: base layer arguments.
 
@@ -147,9 +170,12 @@ class MultiHeadAttention(keras.layers.Layer):
             added to the scaled logits.
         rotary_embeddings: `(batch or 1, seq, key_size)` sinusoid table; when given,
             queries and keys are rotated (RoPE) before the dot product.
+        position_ids: `(batch or 1, seq)` positions of the inputs, for `rerope` and
+            `window` (default `0…seq − 1`).
         cache: optional `(key_cache, value_cache)` of shapes
             `(batch, kv_heads, max_len, key_size)` and `(batch, kv_heads, max_len, head_size)`
-            (head-major, so attending over the cache needs no transpose).
+            (head-major, so attending over the cache needs no transpose), and with
+            `rerope` or `window` the keys' positions `(batch, max_len)`.
             The new keys/values are written at `cache_update_index` and the queries
             attend over the whole cache (mask what is not filled yet).
         cache_update_index: int scalar, where to write into the cache.
@@ -173,6 +199,8 @@ class MultiHeadAttention(keras.layers.Layer):
         log_scale_length=None,
         key_norm=None,
         num_key_value_heads=None,
+        rerope=None,
+        window=None,
         kernel_initializer="glorot_uniform",
         **kwargs,
     ):
@@ -203,6 +231,11 @@ class MultiHeadAttention(keras.layers.Layer):
         self.length_floor = length_floor
         self.log_scale_length = log_scale_length
         self.key_norm = key_norm
+        self.rerope = check_rerope(rerope)
+        if window is not None and (isinstance(window, bool) or not isinstance(window, int)
+                                   or window < 1):
+            raise ValueError(f"window must be a positive integer or None, got {window!r}")
+        self.window = window
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.supports_masking = True
 
@@ -232,10 +265,18 @@ class MultiHeadAttention(keras.layers.Layer):
         """Zero `(key_cache, value_cache)` for decoding `max_length` positions (of the
         key/value heads only, under grouped-query attention)."""
         heads = self.num_key_value_heads
-        return (
+        cache = (
             ops.zeros((batch_size, heads, max_length, self.key_size), self.compute_dtype),
             ops.zeros((batch_size, heads, max_length, self.head_size), self.compute_dtype),
         )
+        if not self.tracks_positions:
+            return cache
+        return cache + (ops.zeros((batch_size, max_length), "float32"),)
+
+    @property
+    def tracks_positions(self):
+        """Whether attention reads positions (ReRoPE, a window), cached with the keys."""
+        return self.rerope is not None or self.window is not None
 
     def _split_heads(self, x, size, heads):
         x = ops.reshape(x, tuple(ops.shape(x)[:-1]) + (heads, size))
@@ -247,6 +288,7 @@ class MultiHeadAttention(keras.layers.Layer):
         attention_mask=None,
         attention_bias=None,
         rotary_embeddings=None,
+        position_ids=None,
         cache=None,
         cache_update_index=None,
         training=None,
@@ -263,16 +305,31 @@ class MultiHeadAttention(keras.layers.Layer):
             key = _unit(key)
             if self.key_norm == "cosine":
                 query = _unit(query)
+        key_positions = None
+        if self.tracks_positions:
+            if position_ids is None:
+                position_ids = default_positions(inputs)
+            key_positions = position_ids
         if cache is not None:
-            cache = key, value = update_cache(cache, cache_update_index, key, value, axis=2)
+            cache = update_cache(cache, cache_update_index, key, value, axis=2,
+                                 positions=key_positions)
+            key, value = cache[:2]
             # (batch, kv_heads, max_len, key_size), (batch, kv_heads, max_len, head_size)
-        if group == 1:
-            logits = ops.einsum("bhqd,bhkd->bhqk", query, ops.cast(key, query.dtype))
+            if self.tracks_positions:
+                key_positions = cache[2]  # (batch, max_len)
+        if self.window is not None:
+            distance = ops.abs(ops.cast(position_ids, "float32")[:, :, None]
+                               - ops.cast(key_positions, "float32")[:, None, :])
+            near = ops.less(distance, self.window)  # (batch or 1, queries, keys)
+            attention_mask = near if attention_mask is None else ops.logical_and(
+                attention_mask, near)
+        shape = tuple(ops.shape(query))
+        grouped = ops.reshape(query, (shape[0], kv_heads, group) + shape[2:])
+        if self.rerope is not None:
+            logits = rerope_logits(grouped, key, position_ids, key_positions, **self.rerope)
         else:  # each key/value head serves `group` consecutive query heads, never repeated
-            shape = tuple(ops.shape(query))
-            grouped = ops.reshape(query, (shape[0], kv_heads, group) + shape[2:])
             logits = ops.einsum("bgrqd,bgkd->bgrqk", grouped, ops.cast(key, query.dtype))
-            logits = ops.reshape(logits, (shape[0], self.heads, shape[2], -1))
+        logits = ops.reshape(logits, (shape[0], self.heads, shape[2], -1))  # (batch, heads, queries, keys)
         if self.attention_scale and self.key_norm is None:
             logits = logits / self.key_size**0.5
         if attention_mask is not None:
@@ -321,6 +378,8 @@ class MultiHeadAttention(keras.layers.Layer):
                 "log_scale_length": self.log_scale_length,
                 "key_norm": self.key_norm,
                 "num_key_value_heads": self.num_key_value_heads,
+                "rerope": self.rerope,
+                "window": self.window,
                 "kernel_initializer": keras.initializers.serialize(
                     self.kernel_initializer
                 ),

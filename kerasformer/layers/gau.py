@@ -3,9 +3,14 @@ import keras
 from keras import ops
 
 from kerasformer.layers.activations import get_activation, serialize_activation
-from kerasformer.layers.attention import NORMALIZATIONS, attention_normalize, update_cache
+from kerasformer.layers.attention import (
+    NORMALIZATIONS,
+    attention_normalize,
+    default_positions,
+    update_cache,
+)
 from kerasformer.layers.normalization import ScaleOffset
-from kerasformer.layers.rotary import apply_rotary_position_embeddings
+from kerasformer.layers.rotary import apply_rotary_position_embeddings, check_rerope, rerope_logits
 
 
 @keras.saving.register_keras_serializable(package="kerasformer")
@@ -28,6 +33,8 @@ class GatedAttentionUnit(keras.layers.Layer):
         attention_dropout: float. Dropout on the attention weights.
         length_floor: int. `softmax_plus` floor on the visible-key count: 1 is what
             GAU-α was trained with; bert4keras 0.11.5 uses 16.
+        rerope: None, or `{"window": w, "leak": l}`: ReRoPE / Leaky ReRoPE instead
+            of a RoPE table, as in `MultiHeadAttention`.
         kernel_initializer: initializer of the projections.
         **kwargs: base layer arguments.
 
@@ -36,8 +43,10 @@ class GatedAttentionUnit(keras.layers.Layer):
         attention_mask: bool, broadcastable to `(batch, seq, keys)`.
         attention_bias: float, broadcastable to `(batch, seq, keys)`.
         rotary_embeddings: `(batch or 1, seq, key_size)` RoPE table, or None.
+        position_ids: `(batch or 1, seq)` positions, for `rerope` (default 0…seq − 1).
         cache: optional `(key_cache (batch, max_len, key_size),
-            value_cache (batch, max_len, units))`, written at `cache_update_index`.
+            value_cache (batch, max_len, units))`, written at `cache_update_index`
+            (and with `rerope`, the keys' positions `(batch, max_len)`).
         cache_update_index: int scalar.
         training: bool, enables attention dropout.
 
@@ -55,6 +64,7 @@ class GatedAttentionUnit(keras.layers.Layer):
         attention_scale=True,
         attention_dropout=0.0,
         length_floor=1,
+        rerope=None,
         kernel_initializer="glorot_uniform",
         **kwargs,
     ):
@@ -71,6 +81,7 @@ class GatedAttentionUnit(keras.layers.Layer):
         self.attention_scale = attention_scale
         self.attention_dropout = attention_dropout or 0.0
         self.length_floor = length_floor
+        self.rerope = check_rerope(rerope)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.supports_masking = True
         self.i_dense = keras.layers.Dense(
@@ -104,10 +115,13 @@ class GatedAttentionUnit(keras.layers.Layer):
 
     def init_cache(self, batch_size, max_length):
         """Zero `(key_cache, value_cache)` for decoding `max_length` positions."""
-        return (
+        cache = (
             ops.zeros((batch_size, max_length, self.key_size), self.compute_dtype),
             ops.zeros((batch_size, max_length, self.units), self.compute_dtype),
         )
+        if self.rerope is None:
+            return cache
+        return cache + (ops.zeros((batch_size, max_length), "float32"),)
 
     def call(
         self,
@@ -115,6 +129,7 @@ class GatedAttentionUnit(keras.layers.Layer):
         attention_mask=None,
         attention_bias=None,
         rotary_embeddings=None,
+        position_ids=None,
         cache=None,
         cache_update_index=None,
         training=None,
@@ -124,11 +139,22 @@ class GatedAttentionUnit(keras.layers.Layer):
         query, key = self.q_scaleoffset(base), self.k_scaleoffset(base)  # (batch, seq, key_size)
         if rotary_embeddings is not None:
             query, key = apply_rotary_position_embeddings(rotary_embeddings, query, key)
+        key_positions = None
+        if self.rerope is not None:
+            if position_ids is None:
+                position_ids = default_positions(inputs)
+            key_positions = position_ids
         if cache is not None:
-            cache = key, v = update_cache(cache, cache_update_index, key, v)
-            # (batch, max_len, key_size), (batch, max_len, units)
+            cache = update_cache(cache, cache_update_index, key, v, positions=key_positions)
+            key, v = cache[:2]  # (batch, max_len, key_size), (batch, max_len, units)
+            if self.rerope is not None:
+                key_positions = cache[2]  # (batch, max_len)
 
-        logits = ops.einsum("bqd,bkd->bqk", query, ops.cast(key, query.dtype))
+        if self.rerope is not None:  # as one head of one group
+            logits = rerope_logits(query[:, None, None], key[:, None], position_ids,
+                                   key_positions, **self.rerope)[:, 0, 0]
+        else:
+            logits = ops.einsum("bqd,bkd->bqk", query, ops.cast(key, query.dtype))
         if self.attention_scale:
             logits = logits / self.key_size**0.5
         weights = attention_normalize(
@@ -155,6 +181,7 @@ class GatedAttentionUnit(keras.layers.Layer):
                 "attention_scale": self.attention_scale,
                 "attention_dropout": self.attention_dropout,
                 "length_floor": self.length_floor,
+                "rerope": self.rerope,
                 "kernel_initializer": keras.initializers.serialize(
                     self.kernel_initializer
                 ),

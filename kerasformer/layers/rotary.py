@@ -18,6 +18,11 @@ from kerasformer.layers.embeddings import MERGE_MODES, merge_embeddings
 # "linear" (position interpolation), "ntk" (NTK-aware base), "dynamic_ntk" (the NTK
 # base grown with the current length), "ntk_mixed" (Su's per-frequency schedule).
 ROPE_SCALINGS = ("linear", "ntk", "dynamic_ntk", "ntk_mixed")
+# Scalings of the relative position instead of the frequencies
+# (https://kexue.fm/archives/9708): "rerope" clips `i − j` at a window w; "leaky_rerope"
+# lets it grow by 1/k past the window. Attention then needs the positions themselves,
+# not a table (see `rerope_logits`).
+RELATIVE_SCALINGS = ("rerope", "leaky_rerope")
 # ntk_mixed's exponent b in `exp(−a·m^b)` (bojone/rerope ntk_patch.py).
 NTK_MIXED_EXPONENT = 0.75
 
@@ -27,20 +32,27 @@ def check_rope_scaling(scaling):
 
     `{"type": one of ROPE_SCALINGS, "factor": k ≥ 1}`, and for "dynamic_ntk" the
     training length `"original_max_position"`; "ntk_mixed" takes the exponent `"b"`
-    (default 0.75). None means plain RoPE.
+    (default 0.75). `{"type": "rerope", "window": w}` and
+    `{"type": "leaky_rerope", "window": w, "factor": k > 1}` scale relative
+    positions instead. None means plain RoPE.
     """
     if scaling is None:
         return None
     if not isinstance(scaling, dict):
         raise TypeError(f"rope_scaling must be a dict like {{'type': 'ntk', 'factor': 4}}, "
                         f"got {scaling!r}")
-    allowed = {"type", "factor", "original_max_position", "b"}
+    allowed = {"type", "factor", "original_max_position", "b", "window"}
     unknown = sorted(set(scaling) - allowed)
     if unknown:
         raise ValueError(f"rope_scaling: unknown key(s) {unknown}; known: {sorted(allowed)}")
     kind = scaling.get("type")
-    if kind not in ROPE_SCALINGS:
-        raise ValueError(f"rope_scaling type must be one of {ROPE_SCALINGS}, got {kind!r}")
+    if kind not in ROPE_SCALINGS + RELATIVE_SCALINGS:
+        raise ValueError(f"rope_scaling type must be one of {ROPE_SCALINGS + RELATIVE_SCALINGS},"
+                         f" got {kind!r}")
+    if kind in RELATIVE_SCALINGS:
+        return _check_relative_scaling(scaling)
+    if "window" in scaling:
+        raise ValueError(f"window is an argument of rerope and leaky_rerope, not {kind}")
     factor = scaling.get("factor")
     if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not factor >= 1:
         raise ValueError(f"rope_scaling factor must be a number >= 1, got {factor!r}")
@@ -61,6 +73,39 @@ def check_rope_scaling(scaling):
             raise ValueError(f"ntk_mixed's b must be a positive number, got {b!r}")
         checked["b"] = float(b)
     return checked
+
+
+def _check_relative_scaling(scaling):
+    kind = scaling["type"]
+    for key in ("original_max_position", "b"):
+        if key in scaling:
+            raise ValueError(f"{key} is not an argument of {kind}")
+    window = scaling.get("window")
+    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+        raise ValueError(f"{kind} needs window, the relative position where it starts "
+                         f"(a positive integer), got {window!r}")
+    checked = {"type": kind, "window": window}
+    factor = scaling.get("factor")
+    if kind == "rerope":
+        if factor is not None:
+            raise ValueError("rerope takes no factor (past the window every relative position "
+                             "is the window); leaky_rerope grows it by 1/factor")
+        return checked
+    if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not factor > 1:
+        raise ValueError(f"leaky_rerope needs factor > 1 (relative positions past the window "
+                         f"grow by 1/factor), got {factor!r}")
+    checked["factor"] = float(factor)
+    return checked
+
+
+def relative_position_options(scaling):
+    """The `rerope` option of attention layers for a checked `rope_scaling`:
+    `{"window": w, "leak": 1/k}` (leak 0 for ReRoPE), or None for the scalings of
+    frequencies, which reach attention as a table."""
+    if scaling is None or scaling["type"] not in RELATIVE_SCALINGS:
+        return None
+    leak = 1.0 / scaling["factor"] if scaling["type"] == "leaky_rerope" else 0.0
+    return {"window": scaling["window"], "leak": leak}
 
 
 def rope_inverse_frequencies(dim, base=10000.0, scaling=None, length=None):
@@ -153,6 +198,89 @@ def apply_rotary_position_embeddings(sinusoid, *tensors):
         rotated = ops.stack([even * cos - odd * sin, odd * cos + even * sin], axis=-1)
         outputs.append(ops.reshape(rotated, ops.shape(x)))
     return outputs[0] if len(outputs) == 1 else outputs
+
+
+def check_rerope(options):
+    """An attention layer's `rerope` option (`{"window": w ≥ 1, "leak": 0 ≤ l < 1}`,
+    from `relative_position_options`) as a plain dict, or a clear error."""
+    if options is None:
+        return None
+    if not isinstance(options, dict) or set(options) != {"window", "leak"}:
+        raise ValueError(f"rerope must be a dict with window and leak, got {options!r}")
+    window, leak = options["window"], options["leak"]
+    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+        raise ValueError(f"rerope window must be a positive integer, got {window!r}")
+    if isinstance(leak, bool) or not isinstance(leak, (int, float)) or not 0 <= leak < 1:
+        raise ValueError(f"rerope leak must be a number in [0, 1), got {leak!r}")
+    return {"window": window, "leak": float(leak)}
+
+
+def rerope_relative_positions(relative, window, leak):
+    """ReRoPE's relative position of `relative = i − j`: itself inside the window
+    (|i − j| < w), else `±(w + (|i − j| − w)·leak)` — the window for ReRoPE (leak 0),
+    growing by 1/k for Leaky ReRoPE (leak 1/k)."""
+    magnitude = ops.abs(relative)
+    outside = ops.sign(relative) * (window + (magnitude - window) * leak)
+    return ops.where(magnitude < window, relative, outside)
+
+
+def rerope_logits(query, key, query_positions, key_positions, window, leak, base=10000.0):
+    """Query-key dot products at ReRoPE's relative positions
+    (https://kexue.fm/archives/9708), for bidirectional and causal attention.
+
+    Neither queries nor keys come rotated: a KV cache holds keys before rotation, and
+    their positions. One query per row (a decoding step) rotates each key by its
+    own clipped distance `rerope_relative_positions(i − j)`: one product. More
+    queries take bojone's form instead of a rotated key per pair: plain RoPE scores
+    where `|i − j| < w`, and past the window the scores of queries at
+    `i·leak ± w(1 − leak)` against keys at `j·leak` (at 0 for ReRoPE), whose
+    relative position is exactly the clipped one.
+
+    Args:
+        query: `(batch, kv_heads, group, queries, d)` (group: query heads per
+            key/value head).
+        key: `(batch, kv_heads, keys, d)`.
+        query_positions: `(batch or 1, queries)`.
+        key_positions: `(batch or 1, keys)`.
+        window: int, w. Relative positions from w on are scaled.
+        leak: float in [0, 1): 0 for ReRoPE, 1/k for Leaky ReRoPE.
+        base: float, RoPE's wavelength base.
+
+    Returns:
+        `(batch, kv_heads, group, queries, keys)` logits, unscaled.
+    """
+    inverse_frequencies = rope_inverse_frequencies(query.shape[-1], base)
+    query_positions = ops.cast(query_positions, "float32")
+    key_positions = ops.cast(key_positions, "float32")
+    key = ops.cast(key, query.dtype)
+    if query.shape[3] == 1:  # one query: rotate each key to its distance from it
+        relative = query_positions - key_positions  # (batch or 1, keys)
+        clipped = rerope_relative_positions(relative, window, leak)
+        key = _rotate(key, -clipped, inverse_frequencies)
+        return ops.einsum("bhgqd,bhkd->bhgqk", query, key)
+
+    def product(query_at, key):
+        return ops.einsum("bhgqd,bhkd->bhgqk",
+                          _rotate(query, query_at, inverse_frequencies), key)
+
+    inside = product(query_positions, _rotate(key, key_positions, inverse_frequencies))
+    scaled_keys = key if not leak else _rotate(key, key_positions * leak, inverse_frequencies)
+    shift = window * (1.0 - leak)
+    after = product(query_positions * leak + shift, scaled_keys)  # i − j ≥ w
+    before = product(query_positions * leak - shift, scaled_keys)  # i − j ≤ −w
+    relative = query_positions[:, :, None] - key_positions[:, None, :]  # (batch or 1, q, k)
+    relative = relative[:, None, None]  # over heads and groups
+    return ops.where(relative >= window, after, ops.where(relative <= -window, before, inside))
+
+
+def _rotate(x, positions, inverse_frequencies):
+    """`x` `(batch, ..., n, d)` rotated by `positions` `(batch or 1, n)`."""
+    angles = ops.einsum("...n,d->...nd", positions, inverse_frequencies)
+    table = ops.stack([ops.sin(angles), ops.cos(angles)], axis=-1)
+    table = ops.reshape(table, tuple(ops.shape(angles)[:-1]) + (x.shape[-1],))
+    while len(table.shape) < len(x.shape):
+        table = ops.expand_dims(table, 1)  # over the head axes
+    return apply_rotary_position_embeddings(table, x)
 
 
 @keras.saving.register_keras_serializable(package="kerasformer")

@@ -27,11 +27,17 @@ def build(fixture, application="unilm", **kwargs):
     family = json.loads((MODELS / fixture / "cases.json").read_text())["model"]
     if family == "roformer":
         kwargs.setdefault("layer_norm_epsilon", 1e-7)  # bert4keras 0.11.5, as the fixtures
+    kwargs.setdefault("with_pool", family != "gau_alpha" and "linear")  # GAU-α has none
     return kf.build_transformer_model(
         MODELS / fixture / "bert_config.json", MODELS / fixture / "bert_model.ckpt",
-        model=family, application=application, with_pool="linear",
-        return_keras_model=False, **kwargs,
+        model=family, application=application, return_keras_model=False, **kwargs,
     )
+
+
+def mlm_logits(transformer, ids, segments=None):
+    """The MLM head's output of a model built by `build`."""
+    outputs = transformer.model([ids, np.zeros_like(ids) if segments is None else segments])
+    return to_numpy(outputs[1] if isinstance(outputs, (list, tuple)) else outputs)
 
 
 @pytest.mark.backends
@@ -54,6 +60,47 @@ def test_cached_decoding_keeps_a_rope_scaling(scaling):
     plain = load("roformer", "lm", with_mlm="linear").model([ids, np.zeros_like(ids)])[1]
     scaled = transformer.model([ids, np.zeros_like(ids)])[1]
     assert np.abs(to_numpy(plain) - to_numpy(scaled)).max() > 1e-3
+
+
+@pytest.mark.backends
+@pytest.mark.parametrize("fixture, application, scaling", [
+    ("roformer", "lm", {"type": "rerope", "window": 2}),
+    ("roformer", "unilm", {"type": "leaky_rerope", "window": 2, "factor": 4}),
+    ("gau_alpha", "unilm", {"type": "rerope", "window": 3}),
+], ids=["rerope-lm", "leaky-unilm", "gau-rerope-unilm"])
+def test_cached_rerope_decoding_equals_the_full_pass(fixture, application, scaling):
+    """ReRoPE's cache holds unrotated keys and their positions; each step rotates them
+    by the clipped distance — the logits of the full pass (bidirectional UniLM
+    sources included) at every step, in one compiled loop."""
+    transformer = build(fixture, application, with_mlm="linear", rope_scaling=scaling)
+    assert len(transformer.init_caches(1, 4)[0]) == 3  # keys, values, key positions
+    assert_cached_equals_full(transformer, application)
+    ids = np.array([[2, 40, 41, 42, 43, 3, 50, 51]])
+    plain = mlm_logits(load(fixture, application, with_mlm="linear"), ids)
+    assert np.abs(plain - mlm_logits(transformer, ids)).max() > 1e-3
+    wide = build(fixture, application, with_mlm="linear",
+                 rope_scaling={**scaling, "window": 8})  # no pair is 8 apart: plain RoPE
+    np.testing.assert_allclose(mlm_logits(wide, ids), plain, atol=1e-5)
+    decoder = AutoRegressiveDecoder(transformer, end_id=3)
+    decoder.greedy([[2, 40, 41]], maxlen=5)
+    decoder.greedy([[2, 40, 41, 42, 43, 44]], maxlen=5)
+    assert len([key for key in transformer.compiled_functions if key[0] == "decode"]) == 1
+
+
+def test_hybrid_window_attention_decodes_what_its_full_pass_computes():
+    """HWFA: window attention in every block but the last; the cache keeps the keys'
+    positions for the window, and a window past the sequence is full attention."""
+    transformer = build("roformer", "lm", with_mlm="linear", attention_window=2)
+    layers = transformer.attention_layers
+    assert [layers[i].window for i in sorted(layers)] == [2] * (len(layers) - 1) + [None]
+    assert_cached_equals_full(transformer, "lm")
+    ids = np.array([[2, 40, 41, 42, 43, 3, 50, 51]])
+    plain = mlm_logits(load("roformer", "lm", with_mlm="linear"), ids)
+    assert np.abs(plain - mlm_logits(transformer, ids)).max() > 1e-3
+    wide = build("roformer", "lm", with_mlm="linear", attention_window=8, full_attention_layers=0)
+    np.testing.assert_allclose(mlm_logits(wide, ids), plain, atol=1e-5)
+    with pytest.raises(ValueError, match="full_attention_layers must be an integer"):
+        build("roformer", "lm", attention_window=2, full_attention_layers=99)
 
 
 @pytest.mark.parametrize("options", [{"key_norm": "key", "log_scale_length": 4},
@@ -118,7 +165,7 @@ def assert_cached_equals_full(transformer, application):
     for row, prefix in enumerate(prefixes):
         ids = np.array([prefix + list(targets[row])])
         segments = np.array([[0] * len(prefix) + [segment] * 4])
-        full = to_numpy(transformer.model([ids, segments])[1])[0]
+        full = mlm_logits(transformer, ids, segments)[0]
         for step in range(4):
             np.testing.assert_allclose(steps[step][row], full[len(prefix) - 1 + step], atol=1e-4)
 

@@ -139,10 +139,110 @@ def test_grouped_query_attention():
         np.testing.assert_allclose(to_numpy(out)[:, 0], full[:, step], atol=1e-5)
 
 
+@pytest.mark.backends
+@pytest.mark.parametrize("rerope", [{"window": 3, "leak": 0.0}, {"window": 2, "leak": 0.25}],
+                         ids=["rerope", "leaky"])
+def test_rerope_matches_numpy(rerope, tmp_path):
+    """Bidirectional ReRoPE with padding and custom positions, against the formula."""
+    from tests.layers.test_rotary import numpy_rerope_logits
+
+    x = RNG.normal(size=(2, 7, 16)).astype("float32")
+    mask = np.ones((2, 7, 7), bool)
+    mask[1, :, 5:] = False
+    positions = np.array([[0, 1, 2, 3, 4, 5, 6], [3, 4, 5, 6, 7, 0, 0]])
+    init = dict(heads=2, head_size=6, key_size=8, out_dim=16, rerope=rerope,
+                kernel_initializer=keras.initializers.RandomNormal(stddev=0.3, seed=1))
+    kwargs = {"attention_mask": mask, "position_ids": positions}
+    run_layer_test(MultiHeadAttention, init, x, kwargs, (2, 7, 16), tmp_path)
+    layer = MultiHeadAttention(**init)
+    output = to_numpy(layer(x, **kwargs))
+    (wq, bq), (wk, bk), (wv, bv), (wo, bo) = [
+        (to_numpy(d.kernel), to_numpy(d.bias))
+        for d in (layer.q_dense, layer.k_dense, layer.v_dense, layer.o_dense)]
+    for row in range(2):
+        q = (x[row] @ wq + bq).reshape(7, 2, 8).transpose(1, 0, 2)
+        k = (x[row] @ wk + bk).reshape(7, 2, 8).transpose(1, 0, 2)
+        v = (x[row] @ wv + bv).reshape(7, 2, 6)
+        logits = numpy_rerope_logits(q, k, positions[row], positions[row], **rerope) / math.sqrt(8)
+        weights = numpy_normalize(logits, mask[row][None], "softmax", 1)
+        expected = np.einsum("hqk,khd->qhd", weights, v).reshape(7, 12) @ wo + bo
+        np.testing.assert_allclose(output[row], expected, atol=1e-5)
+
+
+def test_rerope_with_a_window_past_the_sequence_is_plain_rope():
+    x = RNG.normal(size=(2, 6, 16)).astype("float32")
+    init = dict(heads=4, head_size=4, num_key_value_heads=2,
+                kernel_initializer=keras.initializers.RandomNormal(stddev=0.3, seed=3))
+    plain, rerope = MultiHeadAttention(**init), MultiHeadAttention(
+        rerope={"window": 6, "leak": 0.5}, **init)
+    plain(x), rerope(x)
+    for a, b in zip(plain.weights, rerope.weights):
+        b.assign(a)
+    table = to_numpy(sinusoidal_embeddings(np.arange(6)[None], 4))
+    assert_all_close(rerope(x), plain(x, rotary_embeddings=table), atol=1e-5)
+    narrow = MultiHeadAttention(rerope={"window": 2, "leak": 0.0}, **init)
+    narrow(x)
+    for a, b in zip(plain.weights, narrow.weights):
+        b.assign(a)
+    assert np.abs(to_numpy(narrow(x)) - to_numpy(plain(x, rotary_embeddings=table))).max() > 1e-3
+
+
+@pytest.mark.backends
+@pytest.mark.parametrize("leak", [0.0, 0.25], ids=["rerope", "leaky"])
+def test_cached_rerope_decoding_equals_full_pass(leak):
+    """A prefix of three rows of different lengths fills the cache (several queries),
+    then one token per step (one query per row): every output equals the causal
+    full pass's, under grouped-query attention and KeyNorm."""
+    layer = MultiHeadAttention(heads=4, head_size=4, num_key_value_heads=2, key_norm="key",
+                               rerope={"window": 2, "leak": leak},
+                               kernel_initializer=keras.initializers.RandomNormal(stddev=0.5, seed=4))
+    x = RNG.normal(size=(1, 8, 8)).astype("float32")
+    positions = np.arange(8)
+    causal = positions[None, :, None] >= positions[None, None, :]
+    full = to_numpy(layer(x, attention_mask=causal))
+    cache = layer.init_cache(batch_size=1, max_length=8)
+    assert len(cache) == 3 and tuple(cache[2].shape) == (1, 8)  # keys' positions
+    out, cache = layer(x[:, :3], attention_mask=causal[:, :3], position_ids=positions[None, :3],
+                       cache=cache, cache_update_index=0)
+    np.testing.assert_allclose(to_numpy(out), full[:, :3], atol=1e-5)
+    for step in range(3, 8):
+        out, cache = layer(x[:, step:step + 1], attention_mask=causal[:, step:step + 1],
+                           position_ids=positions[None, step:step + 1], cache=cache,
+                           cache_update_index=step)
+        np.testing.assert_allclose(to_numpy(out)[:, 0], full[:, step], atol=1e-5)
+
+
+def test_sliding_window_is_a_band_mask():
+    """A window hides the keys `window` or more positions away (by position ids, so
+    padding positions count as theirs); cached decoding equals the full pass."""
+    x = RNG.normal(size=(2, 7, 16)).astype("float32")
+    init = dict(heads=2, head_size=4, kernel_initializer=keras.initializers.RandomNormal(
+        stddev=0.3, seed=5))
+    plain, windowed = MultiHeadAttention(**init), MultiHeadAttention(window=3, **init)
+    plain(x), windowed(x)
+    for a, b in zip(plain.weights, windowed.weights):
+        b.assign(a)
+    positions = np.array([[0, 1, 2, 3, 4, 5, 6], [4, 5, 6, 7, 8, 9, 10]])
+    causal = np.tril(np.ones((7, 7), bool))[None].repeat(2, 0)
+    band = np.abs(positions[:, :, None] - positions[:, None, :]) < 3
+    assert_all_close(windowed(x, attention_mask=causal, position_ids=positions),
+                     plain(x, attention_mask=causal & band), atol=1e-6)
+    assert_all_close(windowed(x), plain(x, attention_mask=band[:1]), atol=1e-6)
+    full = to_numpy(windowed(x, attention_mask=causal))
+    cache = windowed.init_cache(batch_size=2, max_length=7)
+    for step in range(7):
+        out, cache = windowed(x[:, step:step + 1], attention_mask=causal[:, step:step + 1],
+                              position_ids=np.array([[step]]), cache=cache,
+                              cache_update_index=step)
+        np.testing.assert_allclose(to_numpy(out)[:, 0], full[:, step], atol=1e-5)
+
+
 @pytest.mark.parametrize("options, message", [
     ({"key_norm": "l2"}, "key_norm must be one of"),
     ({"log_scale_length": 1}, "log_scale_length must be an integer >= 2"),
     ({"num_key_value_heads": 3}, "num_key_value_heads must divide the 2 heads"),
+    ({"window": 0}, "window must be a positive integer"),
+    ({"rerope": {"window": 4}}, "rerope must be a dict with window and leak"),
 ])
 def test_bad_length_options(options, message):
     with pytest.raises(ValueError, match=message):

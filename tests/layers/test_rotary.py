@@ -6,7 +6,13 @@ from kerasformer.layers import (
     apply_rotary_position_embeddings,
     sinusoidal_embeddings,
 )
-from kerasformer.layers.rotary import check_rope_scaling, rope_inverse_frequencies
+from kerasformer.layers.rotary import (
+    check_rerope,
+    check_rope_scaling,
+    relative_position_options,
+    rerope_logits,
+    rope_inverse_frequencies,
+)
 from tests.helpers import run_layer_test, to_numpy
 
 
@@ -136,7 +142,14 @@ def test_dynamic_ntk_is_plain_up_to_the_training_length():
     ("ntk", "must be a dict"),
     ({"type": "yarn", "factor": 2}, "type must be one of"),
     ({"type": "ntk", "factor": 0.5}, "factor must be a number >= 1"),
-    ({"type": "ntk", "factor": 2, "window": 3}, "unknown key"),
+    ({"type": "ntk", "factor": 2, "windows": 3}, "unknown key"),
+    ({"type": "ntk", "factor": 2, "window": 3}, "argument of rerope"),
+    ({"type": "rerope"}, "needs window"),
+    ({"type": "rerope", "window": 0}, "needs window"),
+    ({"type": "rerope", "window": 8, "factor": 2}, "takes no factor"),
+    ({"type": "leaky_rerope", "window": 8}, "needs factor > 1"),
+    ({"type": "leaky_rerope", "window": 8, "factor": 1}, "needs factor > 1"),
+    ({"type": "rerope", "window": 8, "b": 1}, "not an argument of rerope"),
     ({"type": "dynamic_ntk", "factor": 2}, "needs original_max_position"),
     ({"type": "ntk", "factor": 2, "original_max_position": 8}, "argument of dynamic_ntk"),
     ({"type": "linear", "factor": 2, "b": 0.5}, "argument of ntk_mixed"),
@@ -144,3 +157,69 @@ def test_dynamic_ntk_is_plain_up_to_the_training_length():
 def test_bad_scalings(scaling, message):
     with pytest.raises((TypeError, ValueError), match=message):
         check_rope_scaling(scaling)
+
+
+# ------------------------------------------------------------------ ReRoPE
+
+
+def numpy_rerope_logits(q, k, query_positions, key_positions, window, leak):
+    """Each pair's dot product with the query rotated by its clipped relative position
+    `i − j` (https://kexue.fm/archives/9708), by explicit 2×2 rotations, in float64."""
+    d = q.shape[-1]
+    theta = 10000.0 ** (-2 * np.arange(d // 2) / d)
+    logits = np.zeros(q.shape[:-1] + (k.shape[-2],))
+    for i, p_i in enumerate(query_positions):
+        for j, p_j in enumerate(key_positions):
+            r = float(p_i - p_j)
+            if abs(r) >= window:
+                r = np.sign(r) * (window + (abs(r) - window) * leak)
+            angle = r * theta
+            qi = q[..., i, :].astype(np.float64)
+            rotated = np.empty_like(qi)
+            rotated[..., 0::2] = qi[..., 0::2] * np.cos(angle) - qi[..., 1::2] * np.sin(angle)
+            rotated[..., 1::2] = qi[..., 0::2] * np.sin(angle) + qi[..., 1::2] * np.cos(angle)
+            logits[..., i, j] = np.einsum("...d,...d->...", rotated, k[..., j, :])
+    return logits
+
+
+@pytest.mark.backends
+@pytest.mark.parametrize("window, leak", [(3, 0.0), (3, 0.25), (1, 0.5), (20, 0.0)],
+                         ids=["rerope", "leaky", "window-1", "wide"])
+@pytest.mark.parametrize("queries", [7, 1], ids=["sequence", "one-query"])
+def test_rerope_logits_follow_the_formula(window, leak, queries):
+    """Bidirectional: keys before and after each query, both paths (several queries:
+    three products; one query: each key rotated by its own distance)."""
+    rng = np.random.default_rng(4)
+    q = rng.normal(size=(2, 1, 2, queries, 8)).astype("float32")  # (batch, kv heads, group, q, d)
+    k = rng.normal(size=(2, 1, 9, 8)).astype("float32")
+    key_positions = np.array([0, 1, 2, 3, 4, 5, 6, 12, 30])
+    query_positions = np.array([0, 2, 4, 5, 9, 13, 31])[:queries]
+    logits = to_numpy(rerope_logits(q, k, query_positions[None], key_positions[None], window, leak))
+    expected = numpy_rerope_logits(q, k[:, :, None], query_positions, key_positions, window, leak)
+    np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_rerope_with_a_window_past_the_sequence_is_plain_rope():
+    rng = np.random.default_rng(5)
+    q = rng.normal(size=(1, 2, 1, 10, 16)).astype("float32")
+    k = rng.normal(size=(1, 2, 10, 16)).astype("float32")
+    positions = np.arange(10)[None]
+    table = to_numpy(sinusoidal_embeddings(positions, 16))[:, None]
+    plain = np.einsum("bhgqd,bhkd->bhgqk",
+                      to_numpy(apply_rotary_position_embeddings(table[:, :, None], q)),
+                      to_numpy(apply_rotary_position_embeddings(table, k)))
+    for leak in (0.0, 0.125):
+        logits = to_numpy(rerope_logits(q, k, positions, positions, window=10, leak=leak))
+        np.testing.assert_allclose(logits, plain, atol=1e-5)
+
+
+def test_relative_position_options():
+    assert relative_position_options(None) is None
+    assert relative_position_options(check_rope_scaling({"type": "ntk", "factor": 2})) is None
+    assert relative_position_options(check_rope_scaling({"type": "rerope", "window": 16})) == {
+        "window": 16, "leak": 0.0}
+    assert relative_position_options(check_rope_scaling(
+        {"type": "leaky_rerope", "window": 16, "factor": 8})) == {"window": 16, "leak": 0.125}
+    for bad in ({"window": 2}, {"window": 0, "leak": 0.0}, {"window": 2, "leak": 1.0}):
+        with pytest.raises(ValueError, match="rerope"):
+            check_rerope(bad)
