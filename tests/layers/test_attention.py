@@ -115,16 +115,28 @@ def test_log_n_scaling_is_the_identity_up_to_the_training_length():
     assert np.abs(to_numpy(longer) - to_numpy(attention_normalize(logits, mask))).max() > 1e-3
 
 
+def with_plain_weights(x, init, *variants):
+    """A plain `MultiHeadAttention(**init)` and each of `variants` (option dicts), all
+    built on `x` and holding the plain layer's weights."""
+    plain = MultiHeadAttention(**init)
+    plain(x)
+    layers = [plain]
+    for options in variants:
+        layer = MultiHeadAttention(**options, **init)
+        layer(x)
+        for a, b in zip(plain.weights, layer.weights):
+            b.assign(a)
+        layers.append(layer)
+    return layers
+
+
 def test_grouped_query_attention():
     """As many key/value heads as heads is multi-head attention; fewer shrink the
     projections and the cache, and cached decoding still equals the full pass."""
     x = RNG.normal(size=(2, 6, 16)).astype("float32")
     init = dict(heads=4, head_size=4, kernel_initializer=keras.initializers.RandomNormal(
         stddev=0.3, seed=3))
-    plain, grouped = MultiHeadAttention(**init), MultiHeadAttention(num_key_value_heads=4, **init)
-    plain(x), grouped(x)
-    for a, b in zip(plain.weights, grouped.weights):
-        b.assign(a)
+    plain, grouped = with_plain_weights(x, init, {"num_key_value_heads": 4})
     assert_all_close(grouped(x), plain(x), atol=1e-6)
     gqa = MultiHeadAttention(num_key_value_heads=2, **init)
     gqa(x)
@@ -173,17 +185,10 @@ def test_rerope_with_a_window_past_the_sequence_is_plain_rope():
     x = RNG.normal(size=(2, 6, 16)).astype("float32")
     init = dict(heads=4, head_size=4, num_key_value_heads=2,
                 kernel_initializer=keras.initializers.RandomNormal(stddev=0.3, seed=3))
-    plain, rerope = MultiHeadAttention(**init), MultiHeadAttention(
-        rerope={"window": 6, "leak": 0.5}, **init)
-    plain(x), rerope(x)
-    for a, b in zip(plain.weights, rerope.weights):
-        b.assign(a)
+    plain, rerope, narrow = with_plain_weights(x, init, {"rerope": {"window": 6, "leak": 0.5}},
+                                               {"rerope": {"window": 2, "leak": 0.0}})
     table = to_numpy(sinusoidal_embeddings(np.arange(6)[None], 4))
     assert_all_close(rerope(x), plain(x, rotary_embeddings=table), atol=1e-5)
-    narrow = MultiHeadAttention(rerope={"window": 2, "leak": 0.0}, **init)
-    narrow(x)
-    for a, b in zip(plain.weights, narrow.weights):
-        b.assign(a)
     assert np.abs(to_numpy(narrow(x)) - to_numpy(plain(x, rotary_embeddings=table))).max() > 1e-3
 
 
@@ -218,10 +223,7 @@ def test_sliding_window_is_a_band_mask():
     x = RNG.normal(size=(2, 7, 16)).astype("float32")
     init = dict(heads=2, head_size=4, kernel_initializer=keras.initializers.RandomNormal(
         stddev=0.3, seed=5))
-    plain, windowed = MultiHeadAttention(**init), MultiHeadAttention(window=3, **init)
-    plain(x), windowed(x)
-    for a, b in zip(plain.weights, windowed.weights):
-        b.assign(a)
+    plain, windowed = with_plain_weights(x, init, {"window": 3})
     positions = np.array([[0, 1, 2, 3, 4, 5, 6], [4, 5, 6, 7, 8, 9, 10]])
     causal = np.tril(np.ones((7, 7), bool))[None].repeat(2, 0)
     band = np.abs(positions[:, :, None] - positions[:, None, :]) < 3
