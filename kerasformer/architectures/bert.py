@@ -22,6 +22,7 @@ import keras
 
 from kerasformer.architectures import register
 from kerasformer.architectures.base import DATA, MODEL, Transformer
+from kerasformer.checks import check_integer
 from kerasformer.convert.weights import TRANSPOSE, Source, WeightMap
 from kerasformer.layers.attention import MultiHeadAttention
 from kerasformer.layers.embeddings import PositionEmbedding, TokenEmbedding
@@ -288,10 +289,7 @@ class BERT(Transformer):
         self.log_scale_length = log_scale_length
         self.key_norm = key_norm
         self.num_key_value_heads = num_key_value_heads
-        if attention_window is not None and (isinstance(attention_window, bool) or not isinstance(
-                attention_window, int) or attention_window < 1):
-            raise ValueError(f"attention_window must be a positive integer or None, got "
-                             f"{attention_window!r}")
+        attention_window = check_integer(attention_window, "attention_window", optional=True)
         if isinstance(full_attention_layers, bool) or not isinstance(full_attention_layers, int) \
                 or not 0 <= full_attention_layers <= self.num_hidden_layers:
             raise ValueError(f"full_attention_layers must be an integer from 0 to the "

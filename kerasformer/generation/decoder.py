@@ -17,6 +17,7 @@ soon as it is finished and otherwise drops finished beams, shrinking the beam.
 import numpy as np
 from keras import ops
 
+from kerasformer.checks import check_integer
 from kerasformer.generation import sampling
 from kerasformer.generation.compile import compile_model_function
 
@@ -104,10 +105,10 @@ class AutoRegressiveDecoder:
         Returns:
             For each prefix, a list of `n` int32 arrays of generated ids.
         """
-        n = _positive_int(n, "n")
+        n = check_integer(n, "n")
         if restrictions is None:
             if topk is not None:
-                topk = _positive_int(topk, "topk")
+                topk = check_integer(topk, "topk")
                 if topk > self.vocab_size:
                     raise ValueError(f"topk={topk} exceeds the vocabulary size {self.vocab_size}")
             restrictions = [sampling.temperature(temperature)]
@@ -120,7 +121,7 @@ class AutoRegressiveDecoder:
         restrictions = tuple(restrictions)
         if not all(isinstance(r, sampling.Restriction) for r in restrictions):
             raise TypeError("restrictions must be kerasformer.generation.sampling.Restriction objects")
-        maxlen = _positive_int(maxlen, "maxlen")
+        maxlen = check_integer(maxlen, "maxlen")
         rows = len(prefixes) * n
         uniforms = np.random.default_rng(seed).random((maxlen, rows), dtype=np.float32)
         tokens, lengths = self._run(
@@ -136,7 +137,7 @@ class AutoRegressiveDecoder:
         Returns:
             One int32 array of generated ids per prefix.
         """
-        beam = _positive_int(beam, "beam")
+        beam = check_integer(beam, "beam")
         tokens, lengths = self._run(
             "beam", prefixes, maxlen, minlen, rows=beam, uniforms=None,
             temperature=temperature, conditions=conditions,
@@ -147,7 +148,7 @@ class AutoRegressiveDecoder:
 
     def _run(self, strategy, prefixes, maxlen, minlen, rows, uniforms, restrictions=(),
              temperature=1.0, conditions=None):
-        maxlen = _positive_int(maxlen, "maxlen")
+        maxlen = check_integer(maxlen, "maxlen")
         if isinstance(minlen, bool) or not isinstance(minlen, (int, np.integer)) or minlen < 0:
             raise ValueError(f"minlen must be a non-negative integer, got {minlen!r}")
         if not temperature > 0:
@@ -440,7 +441,4 @@ def _trim(tokens, lengths):
     return [np.asarray(row[:length], np.int32) for row, length in zip(tokens, lengths)]
 
 
-def _positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
+

@@ -13,6 +13,8 @@ from typing import Callable
 
 from keras import ops
 
+from kerasformer.checks import check_integer
+
 # Logit of a removed candidate: far below any real logit, yet finite.
 REMOVED = -1e30
 
@@ -68,8 +70,7 @@ def temperature(t):
 
 def top_k(k):
     """Keeps the `k` most probable tokens."""
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"topk must be a positive integer, got {k!r}")
+    k = check_integer(k, "topk")
 
     def apply(candidates, value):
         logits, columns = ops.top_k(candidates.logits, k)  # sorted, descending

@@ -4,6 +4,7 @@ import math
 import keras
 from keras import ops
 
+from kerasformer.checks import check_integer
 from kerasformer.layers.rotary import apply_rotary_position_embeddings, check_rerope, rerope_logits
 
 NORMALIZATIONS = ("softmax", "softmax_plus", "squared_relu")
@@ -211,9 +212,7 @@ class MultiHeadAttention(keras.layers.Layer):
             )
         if key_norm not in KEY_NORMS:
             raise ValueError(f"key_norm must be one of {KEY_NORMS}, got {key_norm!r}")
-        if log_scale_length is not None and (isinstance(log_scale_length, bool) or not isinstance(
-                log_scale_length, int) or log_scale_length < 2):
-            raise ValueError(f"log_scale_length must be an integer >= 2, got {log_scale_length!r}")
+        log_scale_length = check_integer(log_scale_length, "log_scale_length", 2, optional=True)
         kv_heads = heads if num_key_value_heads is None else num_key_value_heads
         if isinstance(kv_heads, bool) or not isinstance(kv_heads, int) or kv_heads < 1 \
                 or heads % kv_heads:
@@ -232,10 +231,7 @@ class MultiHeadAttention(keras.layers.Layer):
         self.log_scale_length = log_scale_length
         self.key_norm = key_norm
         self.rerope = check_rerope(rerope)
-        if window is not None and (isinstance(window, bool) or not isinstance(window, int)
-                                   or window < 1):
-            raise ValueError(f"window must be a positive integer or None, got {window!r}")
-        self.window = window
+        self.window = check_integer(window, "window", optional=True)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.supports_masking = True
 

@@ -10,8 +10,8 @@ import math
 import keras
 from keras import ops
 
+from kerasformer.checks import check_integer
 from kerasformer.layers.embeddings import MERGE_MODES, merge_embeddings
-
 
 # Position scalings of RoPE for sequences longer than the training length
 # (https://kexue.fm/archives/9675, /9706; transformers' modeling_rope_utils):
@@ -208,8 +208,7 @@ def check_rerope(options):
     if not isinstance(options, dict) or set(options) != {"window", "leak"}:
         raise ValueError(f"rerope must be a dict with window and leak, got {options!r}")
     window, leak = options["window"], options["leak"]
-    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
-        raise ValueError(f"rerope window must be a positive integer, got {window!r}")
+    window = check_integer(window, "rerope window")
     if isinstance(leak, bool) or not isinstance(leak, (int, float)) or not 0 <= leak < 1:
         raise ValueError(f"rerope leak must be a number in [0, 1), got {leak!r}")
     return {"window": window, "leak": float(leak)}

@@ -20,6 +20,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from kerasformer.checks import check_integer
 from kerasformer.models.task import Task, model_source, pad_rows, to_numpy
 
 POOLINGS = ("cls", "mean")
@@ -234,9 +235,7 @@ class TextClassifier(Task):
         """
         single = isinstance(texts, str)
         items = _check_items([texts] if single else texts)
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
-                or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        batch_size = check_integer(batch_size, "batch_size")
         encoded = [self._encode(item, index) for index, item in enumerate(items)]
         probabilities = np.zeros((len(items), len(self.labels)), np.float32)
         order = np.argsort([len(ids) for ids, _ in encoded], kind="stable")

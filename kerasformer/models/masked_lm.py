@@ -1,6 +1,7 @@
 """The masked-language-model task: fill in the [MASK]s of a text."""
 import numpy as np
 
+from kerasformer.checks import check_integer
 from kerasformer.models.task import Task, check_texts, to_numpy
 
 
@@ -60,8 +61,7 @@ class MaskedLanguageModel(Task):
             A list, one entry per [MASK], of `k` `(token, probability)` pairs, most
             probable first.
         """
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ValueError(f"k must be a positive integer, got {k!r}")
+        k = check_integer(k, "k")
         ids = self.encode_masked(text)
         token_ids = self.pad([ids])
         predict = self.compiled("mlm", lambda t, s: self.model([t, s]))

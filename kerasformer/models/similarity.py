@@ -14,6 +14,7 @@ import warnings
 import keras
 import numpy as np
 
+from kerasformer.checks import check_integer
 from kerasformer.generation import AutoRegressiveDecoder
 from kerasformer.models.task import Task, check_texts, to_numpy
 from kerasformer.progress import progress
@@ -82,8 +83,7 @@ class SimilarityModel(Task):
 
     def _vectors(self, texts, batch_size, warn=True):
         texts = check_texts(texts)
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        batch_size = check_integer(batch_size, "batch_size")
         encoded = [self._encode_text(text) for text in texts]
         self._report_truncation(encoded, texts, warn, stacklevel=5)
         vectors = np.zeros((len(texts), self.transformer.hidden_size), np.float32)
@@ -139,8 +139,7 @@ class SimilarityModel(Task):
         """
         if isinstance(corpus, str):
             raise TypeError("corpus must be a list of strings (or their vectors), not one string")
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ValueError(f"k must be a positive integer, got {k!r}")
+        k = check_integer(k, "k")
         single = isinstance(queries, str)
         query_vectors = np.atleast_2d(self.encode(queries, batch_size))
         if isinstance(corpus, np.ndarray):
@@ -231,9 +230,7 @@ class SimilarityModel(Task):
             list of `(sentence, cosine)` pairs, best first.
         """
         (text,) = check_texts([text])
-        for name, value in (("n", n), ("k", k)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        n, k = check_integer(n, "n"), check_integer(k, "k")
         options = {**self.sampling, **generate_kwargs}
         generated = self.generate(text, n=n, **options)
         candidates = [s for s in dict.fromkeys(generated) if s != text and s.strip()]

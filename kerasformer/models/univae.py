@@ -20,6 +20,7 @@ which changes nothing a decoder reads (it stops at [SEP]).
 import keras
 import numpy as np
 
+from kerasformer.checks import check_integer
 from kerasformer.generation import AutoRegressiveDecoder
 from kerasformer.models.task import Task, check_texts, model_source, to_numpy
 
@@ -138,8 +139,7 @@ class UniVAEModel(Task):
         """Shuffled training batches of `texts` (see `encode_batch`), each pass in a new
         order; `epochs` passes, or forever."""
         texts = check_texts(texts)
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        batch_size = check_integer(batch_size, "batch_size")
         if len(texts) < batch_size:
             raise ValueError(f"{len(texts)} texts make no full batch of {batch_size}")
 

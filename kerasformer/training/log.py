@@ -18,6 +18,8 @@ import time
 
 import keras
 
+from kerasformer.checks import check_integer
+
 METRICS = "metrics.jsonl"
 CURVES = "curves.png"
 # Where a run's logs live in the preset it saved.
@@ -53,9 +55,7 @@ class TrainingLog(keras.callbacks.Callback):
         super().__init__()
         for name, value in (("every", every), ("total_steps", total_steps),
                             ("evaluate_every", evaluate_every)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
-                                      or value < 1):
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            check_integer(value, name, optional=True)
         if evaluate_every is not None and evaluate_every % every:
             raise ValueError(f"evaluate_every ({evaluate_every}) must be a multiple of "
                              f"every ({every})")

@@ -42,6 +42,8 @@ import weakref
 
 import keras
 
+from kerasformer.checks import check_integer
+
 __all__ = ["ATTENTION_PROJECTIONS", "enable_lora", "lora_layers", "merge_lora"]
 
 # The attention projections of MultiHeadAttention (GPT-2, BERT, RoFormer, RoFormerV2).
@@ -149,8 +151,7 @@ def enable_lora(model_or_transformer, rank, targets=ATTENTION_PROJECTIONS, alpha
         ValueError: rank or alpha not positive, no targets, a target that matches no
             Dense layer, LoRA already enabled on a layer, a frozen layer.
     """
-    if isinstance(rank, bool) or not isinstance(rank, numbers.Integral) or rank <= 0:
-        raise ValueError(f"rank must be a positive integer, got {rank!r}")
+    rank = check_integer(rank, "rank")
     rank = int(rank)
     if alpha is not None and (isinstance(alpha, bool) or not isinstance(alpha, numbers.Real)
                               or not alpha > 0):
