@@ -35,6 +35,7 @@ from keras import ops
 from kerasformer.architectures import register
 from kerasformer.architectures.base import ForwardContext, TruncatedNormal
 from kerasformer.architectures.roformer import RoFormer
+from kerasformer.checks import check_integer
 from kerasformer.layers.masks import UniAEMask
 from kerasformer.layers.pooling import FirstToken
 from kerasformer.layers.vmf import VonMisesFisherSampling
@@ -131,8 +132,7 @@ class UniVAE(RoFormer):
                              "(encode_latents)")
         for name, value, low in (("num_latent_layers", num_latent_layers, 1),
                                  ("latent_size", latent_size, 2), ("half_length", half_length, 2)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+            check_integer(value, name, low)
         if num_latent_layers > self.num_hidden_layers:
             raise ValueError(f"num_latent_layers={num_latent_layers} exceeds the "
                              f"{self.num_hidden_layers} blocks")

@@ -12,6 +12,7 @@ until it trains.
 import keras
 from keras import ops
 
+from kerasformer.checks import check_integer
 from kerasformer.layers.sequence import align
 
 
@@ -41,10 +42,7 @@ class ScaleOffset(keras.layers.Layer):
         self.scale = bool(scale)
         self.offset = bool(offset)
         self.conditional = bool(conditional)
-        if hidden_units is not None and (isinstance(hidden_units, bool) or
-                                         not isinstance(hidden_units, int) or hidden_units < 1):
-            raise ValueError(f"hidden_units must be a positive integer, got {hidden_units!r}")
-        self.hidden_units = hidden_units
+        self.hidden_units = check_integer(hidden_units, "hidden_units", optional=True)
         self.hidden_activation = hidden_activation
         self.hidden_initializer = hidden_initializer
         self.supports_masking = True

@@ -288,8 +288,7 @@ class UniVAEModel(Task):
     def interpolate(self, a, b, steps=5, **decode_options):
         """Texts along the way from `a` to `b` (both included): each latent chunk moves
         along its great circle (spherical interpolation), in `steps` even steps."""
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
-            raise ValueError(f"steps must be an integer >= 2, got {steps!r}")
+        steps = check_integer(steps, "steps", 2)
         start, end = self.encode([a, b])
         path = np.stack([self._slerp(start, end, t) for t in np.linspace(0, 1, steps)])
         return self.decode(path, **decode_options)

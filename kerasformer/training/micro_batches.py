@@ -22,6 +22,7 @@ the same micro-batch split without recomputation (no memory saving, same numbers
 import keras
 from keras import ops
 
+from kerasformer.checks import check_integer
 from kerasformer.training.replay import offset_seeds, replayable, seed_generators
 
 
@@ -58,9 +59,7 @@ class MicroBatched(keras.Model):
 
     def __init__(self, model, micro_batches=2, remat=True, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(micro_batches, bool) or not isinstance(micro_batches, int) \
-                or micro_batches < 1:
-            raise ValueError(f"micro_batches must be an integer >= 1, got {micro_batches!r}")
+        micro_batches = check_integer(micro_batches, "micro_batches")
         self.model = model
         self.micro_batches = micro_batches
         self.remat = bool(remat)

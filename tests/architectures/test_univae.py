@@ -221,7 +221,7 @@ def test_config_round_trip(transformer):
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"num_latent_layers": 4}, "exceeds the 3 blocks"),
-    ({"num_latent_layers": 0}, "num_latent_layers must be an integer >= 1"),
+    ({"num_latent_layers": 0}, "num_latent_layers must be a positive integer"),
     ({"latent_size": 1}, "latent_size must be an integer >= 2"),
     ({"kappa": 0}, "kappa must be a positive number"),
     ({"half_length": 1.5}, "half_length must be an integer"),

@@ -142,7 +142,7 @@ def test_recomputation_keeps_one_micro_batch_alive():
 def test_bad_arguments_say_what_is_wrong():
     inner, _ = model(0.0)
     for bad in (0, 2.0, True, "4"):
-        with pytest.raises(ValueError, match="micro_batches must be an integer"):
+        with pytest.raises(ValueError, match="micro_batches must be a positive integer"):
             MicroBatched(inner, bad)
     with pytest.raises(ValueError, match="a batch of 8 cannot be split into 3"):
         MicroBatched(inner, 3)([TOKENS, SEGMENTS])
