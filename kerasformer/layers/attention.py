@@ -319,13 +319,17 @@ class MultiHeadAttention(keras.layers.Layer):
             near = ops.less(distance, self.window)  # (batch or 1, queries, keys)
             attention_mask = near if attention_mask is None else ops.logical_and(
                 attention_mask, near)
-        shape = tuple(ops.shape(query))
-        grouped = ops.reshape(query, (shape[0], kv_heads, group) + shape[2:])
-        if self.rerope is not None:
-            logits = rerope_logits(grouped, key, position_ids, key_positions, **self.rerope)
+        if group == 1 and self.rerope is None:
+            logits = ops.einsum("bhqd,bhkd->bhqk", query, ops.cast(key, query.dtype))
         else:  # each key/value head serves `group` consecutive query heads, never repeated
-            logits = ops.einsum("bgrqd,bgkd->bgrqk", grouped, ops.cast(key, query.dtype))
-        logits = ops.reshape(logits, (shape[0], self.heads, shape[2], -1))  # (batch, heads, queries, keys)
+            shape = tuple(ops.shape(query))
+            grouped = ops.reshape(query, (shape[0], kv_heads, group) + shape[2:])
+            if self.rerope is not None:
+                logits = rerope_logits(grouped, key, position_ids, key_positions, **self.rerope)
+            else:
+                logits = ops.einsum("bgrqd,bgkd->bgrqk", grouped, ops.cast(key, query.dtype))
+            logits = ops.reshape(logits, (shape[0], self.heads, shape[2], -1))
+        # (batch, heads, queries, keys)
         if self.attention_scale and self.key_norm is None:
             logits = logits / self.key_size**0.5
         if attention_mask is not None:

@@ -21,6 +21,7 @@ reproduce a held-out source of 30, 62 or 126 tokens.
     python tools/experiments/length_extrapolation.py train --arm rope      # ~30 min
     python tools/experiments/length_extrapolation.py train --arm keynorm   # ~30 min
     python tools/experiments/length_extrapolation.py evaluate              # tables, plot
+    python tools/experiments/length_extrapolation.py report                # them again
 
 Outputs go under --out (default runs/length-extrapolation): each arm's weights and
 training log, `results.json`, and the plot `extrapolation.png` (copy it to
@@ -297,17 +298,26 @@ def evaluate_mini(args, segments):
     return results
 
 
-def draw(results, curves, path):
+def draw(results, curves, path, out):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
-    for label, by_length in results.items():
+    figure, (training, left, right) = plt.subplots(1, 3, figsize=(19, 5))
+    for arm in ARMS:
+        with open(os.path.join(out, arm, "metrics.jsonl"), encoding="utf-8") as file:
+            records = [json.loads(line) for line in file]
+        training.plot([r["step"] for r in records], [r["loss"] for r in records], label=arm)
+    training.set_xlabel("step (batches of 32 × 64 tokens)")
+    training.set_ylabel("training loss (mean of each 100 steps)")
+    training.legend()
+    training.grid(alpha=0.3)
+    colours = plt.get_cmap("tab20").colors
+    for index, (label, by_length) in enumerate(results.items()):
         style = "--" if "KeyNorm" in label else "-"
-        left.plot(MULTIPLES, [by_length[str(m)]["loss"] for m in MULTIPLES], style, marker="o",
-                  label=label)
+        left.plot(MULTIPLES, [by_length[str(m)]["loss"] for m in MULTIPLES], style,
+                  marker="os^vD"[index % 5], color=colours[index % len(colours)], label=label)
     left.set_xscale("log", base=2)
     left.set_xticks(MULTIPLES, [f"{m}× ({m * TRAIN_LENGTH})" for m in MULTIPLES])
     left.set_xlabel("evaluation window (× the 64-token training length)")
@@ -344,9 +354,17 @@ def evaluate(args):
     with open(path + ".partial", "w", encoding="utf-8") as file:
         json.dump(record, file, ensure_ascii=False, indent=1)
     os.replace(path + ".partial", path)
-    draw(results, curves, os.path.join(args.out, "extrapolation.png"))
+    report(args)
+
+
+def report(args):
+    """Prints the tables of `results.json` and draws `extrapolation.png`."""
+    with open(os.path.join(args.out, "results.json"), encoding="utf-8") as file:
+        record = json.load(file)
+    path = os.path.join(args.out, "extrapolation.png")
+    draw(record["language_model"], record["per_position_loss_8x"], path, args.out)
     print(markdown_tables(record))
-    print(f"-> {path}, {os.path.join(args.out, 'extrapolation.png')}")
+    print(f"-> {os.path.join(args.out, 'results.json')}, {path}")
 
 
 def markdown_tables(record):
@@ -369,7 +387,7 @@ def markdown_tables(record):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=("train", "evaluate", "tables"))
+    parser.add_argument("command", choices=("train", "evaluate", "report"))
     parser.add_argument("--arm", choices=sorted(ARMS), default="rope")
     parser.add_argument("--data", default=DATA)
     parser.add_argument("--out", default="runs/length-extrapolation")
@@ -384,9 +402,8 @@ def main():
         train(args)
     elif args.command == "evaluate":
         evaluate(args)
-    else:  # the tables of an earlier evaluation
-        with open(os.path.join(args.out, "results.json"), encoding="utf-8") as file:
-            print(markdown_tables(json.load(file)))
+    else:  # the tables and plot of an earlier evaluation
+        report(args)
 
 
 if __name__ == "__main__":
