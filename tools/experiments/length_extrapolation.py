@@ -18,7 +18,7 @@ evaluated at 1×, 2× and 4× that length: its generator (the MLM head, which
 RoFormer-Sim's seq2seq stages turned into a next-token head), teacher-forced to
 reproduce a held-out source of 30, 62 or 126 tokens.
 
-    python tools/experiments/length_extrapolation.py train --arm rope      # ~30 min
+    python tools/experiments/length_extrapolation.py train --arm rope      # ~30 min (2 CPU cores)
     python tools/experiments/length_extrapolation.py train --arm keynorm   # ~30 min
     python tools/experiments/length_extrapolation.py evaluate              # tables, plot
     python tools/experiments/length_extrapolation.py report                # them again
@@ -391,11 +391,11 @@ def main():
     parser.add_argument("--arm", choices=sorted(ARMS), default="rope")
     parser.add_argument("--data", default=DATA)
     parser.add_argument("--out", default="runs/length-extrapolation")
-    parser.add_argument("--steps", type=int, default=2000)
-    parser.add_argument("--warmup", type=int, default=100)
+    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--log-every", type=int, default=50)
+    parser.add_argument("--lr", type=float, default=1.5e-3)
+    parser.add_argument("--log-every", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     if args.command == "train":
