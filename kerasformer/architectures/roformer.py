@@ -56,7 +56,8 @@ class RoFormer(BERT):
     def __init__(self, rope_scaling=None, **kwargs):
         super().__init__(**kwargs)
         self.rope_scaling = check_rope_scaling(rope_scaling)
-        self.rerope = relative_position_options(self.rope_scaling)
+        self.rerope = relative_position_options(self.rope_scaling,
+                                                causal=self.application == "lm")
 
     def max_positions(self):
         return None

@@ -98,14 +98,15 @@ def _check_relative_scaling(scaling):
     return checked
 
 
-def relative_position_options(scaling):
+def relative_position_options(scaling, causal=False):
     """The `rerope` option of attention layers for a checked `rope_scaling`:
-    `{"window": w, "leak": 1/k}` (leak 0 for ReRoPE), or None for the scalings of
-    frequencies, which reach attention as a table."""
+    `{"window": w, "leak": 1/k, "causal": causal}` (leak 0 for ReRoPE), or None for
+    the scalings of frequencies, which reach attention as a table. `causal`: the
+    attention never sees a later key (a causal LM), so the mirrored scores are skipped."""
     if scaling is None or scaling["type"] not in RELATIVE_SCALINGS:
         return None
     leak = 1.0 / scaling["factor"] if scaling["type"] == "leaky_rerope" else 0.0
-    return {"window": scaling["window"], "leak": leak}
+    return {"window": scaling["window"], "leak": leak, "causal": bool(causal)}
 
 
 def rope_inverse_frequencies(dim, base=10000.0, scaling=None, length=None):
@@ -201,17 +202,23 @@ def apply_rotary_position_embeddings(sinusoid, *tensors):
 
 
 def check_rerope(options):
-    """An attention layer's `rerope` option (`{"window": w ≥ 1, "leak": 0 ≤ l < 1}`,
-    from `relative_position_options`) as a plain dict, or a clear error."""
+    """An attention layer's `rerope` option (`{"window": w ≥ 1, "leak": 0 ≤ l < 1}`
+    and optionally `"causal": bool`, from `relative_position_options`) as a plain
+    dict, or a clear error."""
     if options is None:
         return None
-    if not isinstance(options, dict) or set(options) != {"window", "leak"}:
-        raise ValueError(f"rerope must be a dict with window and leak, got {options!r}")
-    window, leak = options["window"], options["leak"]
-    window = check_integer(window, "rerope window")
+    if not isinstance(options, dict) or not {"window", "leak"} <= set(options) \
+            or not set(options) <= {"window", "leak", "causal"}:
+        raise ValueError(f"rerope must be a dict with window and leak (and causal), got "
+                         f"{options!r}")
+    window = check_integer(options["window"], "rerope window")
+    leak = options["leak"]
     if isinstance(leak, bool) or not isinstance(leak, (int, float)) or not 0 <= leak < 1:
         raise ValueError(f"rerope leak must be a number in [0, 1), got {leak!r}")
-    return {"window": window, "leak": float(leak)}
+    causal = options.get("causal", False)
+    if not isinstance(causal, bool):
+        raise ValueError(f"rerope causal must be True or False, got {causal!r}")
+    return {"window": window, "leak": float(leak), "causal": causal}
 
 
 def rerope_relative_positions(relative, window, leak):
@@ -223,7 +230,8 @@ def rerope_relative_positions(relative, window, leak):
     return ops.where(magnitude < window, relative, outside)
 
 
-def rerope_logits(query, key, query_positions, key_positions, window, leak, base=10000.0):
+def rerope_logits(query, key, query_positions, key_positions, window, leak, causal=False,
+                  base=10000.0):
     """Query-key dot products at ReRoPE's relative positions
     (https://kexue.fm/archives/9708), for bidirectional and causal attention.
 
@@ -243,6 +251,8 @@ def rerope_logits(query, key, query_positions, key_positions, window, leak, base
         key_positions: `(batch or 1, keys)`.
         window: int, w. Relative positions from w on are scaled.
         leak: float in [0, 1): 0 for ReRoPE, 1/k for Leaky ReRoPE.
+        causal: bool. The mask hides every later key: the scores of keys w or more
+            positions after a query (masked anyway) are not computed.
         base: float, RoPE's wavelength base.
 
     Returns:
@@ -266,9 +276,11 @@ def rerope_logits(query, key, query_positions, key_positions, window, leak, base
     scaled_keys = key if not leak else _rotate(key, key_positions * leak, inverse_frequencies)
     shift = window * (1.0 - leak)
     after = product(query_positions * leak + shift, scaled_keys)  # i − j ≥ w
-    before = product(query_positions * leak - shift, scaled_keys)  # i − j ≤ −w
     relative = query_positions[:, :, None] - key_positions[:, None, :]  # (batch or 1, q, k)
     relative = relative[:, None, None]  # over heads and groups
+    if causal:
+        return ops.where(relative >= window, after, inside)
+    before = product(query_positions * leak - shift, scaled_keys)  # i − j ≤ −w
     return ops.where(relative >= window, after, ops.where(relative <= -window, before, inside))
 
 

@@ -74,6 +74,8 @@ def test_cached_rerope_decoding_equals_the_full_pass(fixture, application, scali
     sources included) at every step, in one compiled loop."""
     transformer = build(fixture, application, with_mlm="linear", rope_scaling=scaling)
     assert len(transformer.init_caches(1, 4)[0]) == 3  # keys, values, key positions
+    # a causal LM never scores keys after a query: the mirrored product is skipped
+    assert transformer.attention_layers[0].rerope["causal"] == (application == "lm")
     assert_cached_equals_full(transformer, application)
     ids = np.array([[2, 40, 41, 42, 43, 3, 50, 51]])
     plain = mlm_logits(load(fixture, application, with_mlm="linear"), ids)

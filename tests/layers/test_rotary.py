@@ -199,6 +199,18 @@ def test_rerope_logits_follow_the_formula(window, leak, queries):
     np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-4)
 
 
+def test_causal_rerope_skips_only_the_scores_of_later_keys():
+    rng = np.random.default_rng(6)
+    q = rng.normal(size=(1, 1, 2, 9, 8)).astype("float32")
+    k = rng.normal(size=(1, 1, 9, 8)).astype("float32")
+    positions = np.arange(9)[None]
+    for leak in (0.0, 0.25):
+        both = to_numpy(rerope_logits(q, k, positions, positions, 3, leak))
+        causal = to_numpy(rerope_logits(q, k, positions, positions, 3, leak, causal=True))
+        earlier = np.tril(np.ones((9, 9), bool))
+        np.testing.assert_allclose(causal[..., earlier], both[..., earlier], atol=1e-6)
+
+
 def test_rerope_with_a_window_past_the_sequence_is_plain_rope():
     rng = np.random.default_rng(5)
     q = rng.normal(size=(1, 2, 1, 10, 16)).astype("float32")
@@ -217,9 +229,12 @@ def test_relative_position_options():
     assert relative_position_options(None) is None
     assert relative_position_options(check_rope_scaling({"type": "ntk", "factor": 2})) is None
     assert relative_position_options(check_rope_scaling({"type": "rerope", "window": 16})) == {
-        "window": 16, "leak": 0.0}
+        "window": 16, "leak": 0.0, "causal": False}
     assert relative_position_options(check_rope_scaling(
-        {"type": "leaky_rerope", "window": 16, "factor": 8})) == {"window": 16, "leak": 0.125}
-    for bad in ({"window": 2}, {"window": 0, "leak": 0.0}, {"window": 2, "leak": 1.0}):
+        {"type": "leaky_rerope", "window": 16, "factor": 8}), causal=True) == {
+        "window": 16, "leak": 0.125, "causal": True}
+    assert check_rerope({"window": 2, "leak": 0}) == {"window": 2, "leak": 0.0, "causal": False}
+    for bad in ({"window": 2}, {"window": 0, "leak": 0.0}, {"window": 2, "leak": 1.0},
+                {"window": 2, "leak": 0.0, "causal": 1}, {"window": 2, "leak": 0.0, "x": 1}):
         with pytest.raises(ValueError, match="rerope"):
             check_rerope(bad)
