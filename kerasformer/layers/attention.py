@@ -120,9 +120,37 @@ def update_cache(cache, index, key, value, axis=1, positions=None):
     return updated + (ops.slice_update(position_cache, [0, index], positions),)
 
 
-def default_positions(inputs):
-    """`(1, seq)` positions 0…seq − 1 of `(batch, seq, ...)` inputs."""
-    return ops.arange(ops.shape(inputs)[1], dtype="float32")[None]
+def attended_keys(inputs, key, value, position_ids, cache, cache_update_index, positions,
+                  axis=1):
+    """What the queries of `inputs` attend over: their own keys and values, or the
+    cache those were just written into (see `update_cache`).
+
+    Args:
+        inputs: `(batch, seq, ...)`, the layer's input.
+        key, value: the current tokens' keys and values (sequence on `axis`).
+        position_ids: `(batch or 1, seq)` positions of the inputs, or None (0…seq − 1).
+        cache: the layer's cache, or None.
+        cache_update_index: where the current tokens go in the cache.
+        positions: bool. The layer reads positions (ReRoPE, a window): they are
+            returned, and cached with the keys.
+        axis: int, the sequence axis of keys, values and caches.
+
+    Returns:
+        `(key, value, query_positions, key_positions, cache)`: the positions None
+        unless `positions`, the cache None without one.
+    """
+    query_positions = key_positions = None
+    if positions:
+        query_positions = position_ids
+        if query_positions is None:
+            query_positions = ops.arange(ops.shape(inputs)[1], dtype="float32")[None]
+        key_positions = query_positions
+    if cache is not None:
+        cache = update_cache(cache, cache_update_index, key, value, axis, key_positions)
+        key, value = cache[:2]
+        if positions:
+            key_positions = cache[2]  # (batch, max_len)
+    return key, value, query_positions, key_positions, cache
 
 
 @keras.saving.register_keras_serializable(package="kerasformer")
@@ -301,18 +329,10 @@ class MultiHeadAttention(keras.layers.Layer):
             key = _unit(key)
             if self.key_norm == "cosine":
                 query = _unit(query)
-        key_positions = None
-        if self.tracks_positions:
-            if position_ids is None:
-                position_ids = default_positions(inputs)
-            key_positions = position_ids
-        if cache is not None:
-            cache = update_cache(cache, cache_update_index, key, value, axis=2,
-                                 positions=key_positions)
-            key, value = cache[:2]
-            # (batch, kv_heads, max_len, key_size), (batch, kv_heads, max_len, head_size)
-            if self.tracks_positions:
-                key_positions = cache[2]  # (batch, max_len)
+        key, value, position_ids, key_positions, cache = attended_keys(
+            inputs, key, value, position_ids, cache, cache_update_index,
+            self.tracks_positions, axis=2,
+        )  # (batch, kv_heads, keys, key_size), (batch, kv_heads, keys, head_size)
         if self.window is not None:
             distance = ops.abs(ops.cast(position_ids, "float32")[:, :, None]
                                - ops.cast(key_positions, "float32")[:, None, :])

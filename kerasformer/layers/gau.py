@@ -3,12 +3,7 @@ import keras
 from keras import ops
 
 from kerasformer.layers.activations import get_activation, serialize_activation
-from kerasformer.layers.attention import (
-    NORMALIZATIONS,
-    attention_normalize,
-    default_positions,
-    update_cache,
-)
+from kerasformer.layers.attention import NORMALIZATIONS, attention_normalize, attended_keys
 from kerasformer.layers.normalization import ScaleOffset
 from kerasformer.layers.rotary import apply_rotary_position_embeddings, check_rerope, rerope_logits
 
@@ -139,16 +134,9 @@ class GatedAttentionUnit(keras.layers.Layer):
         query, key = self.q_scaleoffset(base), self.k_scaleoffset(base)  # (batch, seq, key_size)
         if rotary_embeddings is not None:
             query, key = apply_rotary_position_embeddings(rotary_embeddings, query, key)
-        key_positions = None
-        if self.rerope is not None:
-            if position_ids is None:
-                position_ids = default_positions(inputs)
-            key_positions = position_ids
-        if cache is not None:
-            cache = update_cache(cache, cache_update_index, key, v, positions=key_positions)
-            key, v = cache[:2]  # (batch, max_len, key_size), (batch, max_len, units)
-            if self.rerope is not None:
-                key_positions = cache[2]  # (batch, max_len)
+        key, v, position_ids, key_positions, cache = attended_keys(
+            inputs, key, v, position_ids, cache, cache_update_index, self.rerope is not None
+        )  # (batch, keys, key_size), (batch, keys, units)
 
         if self.rerope is not None:  # as one head of one group
             logits = rerope_logits(query[:, None, None], key[:, None], position_ids,

@@ -166,10 +166,15 @@ def sinusoidal_embeddings(position_ids, dim, base=10000.0, scaling=None):
     length = None  # dynamic NTK's current length: the largest position + 1
     if scaling is not None and scaling["type"] == "dynamic_ntk":
         length = ops.max(position_ids) + 1.0
-    inverse_frequencies = rope_inverse_frequencies(dim, base, scaling, length)
-    angles = ops.einsum("...,d->...d", position_ids, inverse_frequencies)
+    return sinusoid(position_ids, rope_inverse_frequencies(dim, base, scaling, length))
+
+
+def sinusoid(positions, inverse_frequencies):
+    """The interleaved `[sin θ0, cos θ0, ...]` table, `θ_i = p · inverse_frequencies[i]`,
+    of float32 `positions` of any shape: `positions.shape + (2 · frequencies,)`."""
+    angles = ops.einsum("...,d->...d", positions, inverse_frequencies)
     table = ops.stack([ops.sin(angles), ops.cos(angles)], axis=-1)
-    return ops.reshape(table, tuple(ops.shape(angles)[:-1]) + (dim,))
+    return ops.reshape(table, tuple(ops.shape(angles)[:-1]) + (2 * angles.shape[-1],))
 
 
 def apply_rotary_position_embeddings(sinusoid, *tensors):
@@ -286,9 +291,7 @@ def rerope_logits(query, key, query_positions, key_positions, window, leak, caus
 
 def _rotate(x, positions, inverse_frequencies):
     """`x` `(batch, ..., n, d)` rotated by `positions` `(batch or 1, n)`."""
-    angles = ops.einsum("...n,d->...nd", positions, inverse_frequencies)
-    table = ops.stack([ops.sin(angles), ops.cos(angles)], axis=-1)
-    table = ops.reshape(table, tuple(ops.shape(angles)[:-1]) + (x.shape[-1],))
+    table = sinusoid(positions, inverse_frequencies)
     while len(table.shape) < len(x.shape):
         table = ops.expand_dims(table, 1)  # over the head axes
     return apply_rotary_position_embeddings(table, x)
